@@ -1,0 +1,18 @@
+"""Datasets by name (``digits`` bundled; MNIST, Fashion-MNIST, CIFAR through torchvision) and in-memory loaders."""
+
+from hebbian.data.datasets import (
+    DATASETS,
+    ENV_ROOT,
+    DatasetInfo,
+    DatasetNotFoundError,
+    default_data_root,
+    get_dataset_info,
+    list_datasets,
+    load_dataset,
+)
+from hebbian.data.loaders import in_memory_loader
+
+__all__ = [
+    "DATASETS", "ENV_ROOT", "DatasetInfo", "DatasetNotFoundError", "default_data_root", "get_dataset_info",
+    "list_datasets", "load_dataset", "in_memory_loader",
+]

@@ -1,0 +1,19 @@
+"""Trainers: Ignite engines that apply learning rules to ordinary PyTorch models."""
+
+from hebbian.trainers.batch import prepare_batch
+from hebbian.trainers.binding import RuleBinding, bind_rules, candidate_layers, unwrap_model
+from hebbian.trainers.capture import LayerCapture
+from hebbian.trainers.events import HebbianEvents
+from hebbian.trainers.guard import NonFiniteGuard, NonFiniteUpdateError
+from hebbian.trainers.hebbian_trainer import (
+    DeterministicHebbianTrainer,
+    HebbianTrainer,
+    create_hebbian_trainer,
+    hebbian_training_step,
+)
+
+__all__ = [
+    "prepare_batch", "RuleBinding", "bind_rules", "candidate_layers", "unwrap_model", "LayerCapture",
+    "HebbianEvents", "NonFiniteGuard", "NonFiniteUpdateError", "HebbianTrainer", "DeterministicHebbianTrainer",
+    "create_hebbian_trainer", "hebbian_training_step",
+]

@@ -1,0 +1,157 @@
+"""Which rule trains which layer: resolving a rule specification against any ``nn.Module``."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from torch import nn
+
+from hebbian.rules.base import LearningRule
+from hebbian.rules.layers import SUPPORTED_LAYERS, LayerView
+from hebbian.rules.registry import create
+
+LayerKey = Union[str, type, Callable[[str, nn.Module], bool]]
+RuleLike = Union[LearningRule, str]
+RuleSpec = Union[RuleLike, Mapping[LayerKey, Optional[RuleLike]]]
+
+
+@dataclass
+class RuleBinding:
+    """One layer bound to its own rule instance.
+
+    Attributes:
+        name: the layer's qualified name in the model (``model.named_modules()``).
+        layer: the ``nn.Linear`` / ``nn.Conv2d``.
+        rule: the rule (a private instance: shared rules are cloned per layer).
+        view: the rule's :class:`~hebbian.rules.layers.LayerView` of the layer.
+        enabled: whether the layer learns; switch at run time with the trainer's ``enable_learning`` / ``disable_learning``.
+    """
+
+    name: str
+    layer: nn.Module
+    rule: LearningRule
+    view: LayerView = field(repr=False)
+    enabled: bool = True
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.layer.weight  # type: ignore[return-value]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare model inside ``DistributedDataParallel`` / ``DataParallel`` wrappers."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
+def candidate_layers(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """Every ``nn.Linear`` and ``nn.Conv2d`` of ``model`` with its qualified name, in registration order."""
+    return [(n, m) for n, m in unwrap_model(model).named_modules() if isinstance(m, SUPPORTED_LAYERS)]
+
+
+def supervised_layer_names(model: nn.Module, supervised_from: Optional[Union[int, str]]) -> set:
+    """Names of the layers that belong to the supervised part of the model.
+
+    ``supervised_from`` as in pytorch-hebbian: an index into the model's top-level children (negative counts from the
+    end; ``-1`` = the last child, e.g. a readout) or a module name; that module and everything registered after it is
+    supervised. ``None``: nothing is.
+    """
+    if supervised_from is None:
+        return set()
+    bare = unwrap_model(model)
+    names = [n for n, _ in bare.named_modules() if n]
+    if isinstance(supervised_from, bool) or not isinstance(supervised_from, (int, str)):
+        raise TypeError(f"supervised_from must be an int, a module name or None, got {supervised_from!r}")
+    if isinstance(supervised_from, int):
+        children = [n for n, _ in bare.named_children()]
+        if not -len(children) <= supervised_from < len(children):
+            raise ValueError(
+                f"supervised_from={supervised_from} is out of range for a model with {len(children)} top-level children"
+            )
+        start = children[supervised_from]
+    else:
+        if supervised_from not in names:
+            raise ValueError(f"supervised_from={supervised_from!r} is not a module of the model")
+        start = supervised_from
+    return set(names[names.index(start):])
+
+
+def _matches(key: LayerKey, name: str, module: nn.Module) -> bool:
+    if isinstance(key, str):
+        return name == key or fnmatch.fnmatchcase(name, key)
+    if isinstance(key, type):
+        return isinstance(module, key)
+    if callable(key):
+        return bool(key(name, module))
+    raise TypeError(f"rule mapping keys must be layer names/patterns, module types or predicates, got {key!r}")
+
+
+def _as_rule(rule: RuleLike) -> LearningRule:
+    if isinstance(rule, str):
+        return create(rule)
+    if not isinstance(rule, LearningRule):
+        raise TypeError(f"rules must be LearningRule objects or registry names, got {type(rule).__name__}")
+    return rule.clone()
+
+
+def bind_rules(
+    model: nn.Module,
+    rules: RuleSpec,
+    *,
+    supervised_from: Optional[Union[int, str]] = None,
+    freeze: Iterable[str] = (),
+) -> List[RuleBinding]:
+    """Bind rules to the layers of ``model``.
+
+    Args:
+        model: any module (DDP/DataParallel wrappers are looked through).
+        rules: one rule (object or registry name) for every ``Linear``/``Conv2d`` outside the supervised part, or a
+            mapping from layer name (or ``fnmatch`` pattern), module type, or predicate ``(name, module) -> bool`` to a
+            rule; the first matching key wins and a ``None`` value excludes the layer.
+        supervised_from: see :func:`supervised_layer_names`.
+        freeze: names (or patterns) of layers that must not learn.
+
+    Returns:
+        The bindings in the model's registration order (each with its own rule instance).
+
+    Raises:
+        ValueError: if no layer is bound or a name in ``freeze`` matches nothing; ``TypeError``/``ValueError`` from a
+            rule that cannot train its layer.
+    """
+    supervised = supervised_layer_names(model, supervised_from)
+    freeze = list(freeze) if not isinstance(freeze, str) else [freeze]
+    layers = candidate_layers(model)
+    for pattern in freeze:
+        if not any(_matches(pattern, n, m) for n, m in layers):
+            raise ValueError(f"freeze: no Linear/Conv2d layer named {pattern!r} in the model")
+    bindings: List[RuleBinding] = []
+    for name, layer in layers:
+        if name in supervised or any(_matches(p, name, layer) for p in freeze):
+            continue
+        rule = _select(rules, name, layer)
+        if rule is None:
+            continue
+        try:
+            view = rule.check_layer(layer)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"layer {name!r}: {err}") from err
+        bindings.append(RuleBinding(name, layer, rule, view))
+    if not bindings:
+        raise ValueError("no layer of the model is bound to a rule (check `rules`, `supervised_from` and `freeze`)")
+    return bindings
+
+
+def _select(rules: RuleSpec, name: str, layer: nn.Module) -> Optional[LearningRule]:
+    if not isinstance(rules, Mapping):
+        return _as_rule(rules)
+    for key, rule in rules.items():
+        if _matches(key, name, layer):
+            return None if rule is None else _as_rule(rule)
+    return None
+
+
+def bindings_by_name(bindings: Sequence[RuleBinding]) -> Dict[str, RuleBinding]:
+    return {b.name: b for b in bindings}

@@ -1,0 +1,62 @@
+"""Data-parallel support for local rules: reduce the rules' batch sums, broadcast and check the weights."""
+
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import ignite.distributed as idist
+import torch
+from torch import Tensor
+
+from hebbian.rules.base import Statistics
+
+
+def all_reduce_statistics(stats: Sequence[Statistics]) -> List[Statistics]:
+    """Sum every layer's statistics over all workers with one ``all_reduce`` (identity in a single process).
+
+    All tensors are packed into one flat buffer, reduced with ``SUM``, and unpacked, so every rank ends with the
+    statistics of the global batch and then applies the same non-linear post-processing.
+    """
+    if idist.get_world_size() <= 1:
+        return list(stats)
+    keys = [sorted(s) for s in stats]
+    flat = [s[k].reshape(-1) for s, ks in zip(stats, keys) for k in ks]
+    dtype = torch.promote_types(flat[0].dtype, torch.float32) if flat else torch.float32
+    buffer = idist.all_reduce(torch.cat([t.to(dtype) for t in flat]), op="SUM")
+    out: List[Statistics] = []
+    offset = 0
+    for s, ks in zip(stats, keys):
+        reduced: Statistics = {}
+        for k in ks:
+            n = s[k].numel()
+            reduced[k] = buffer[offset:offset + n].view_as(s[k]).to(s[k].dtype)
+            offset += n
+        out.append(reduced)
+    return out
+
+
+def broadcast_parameters(tensors: Sequence[Tensor], src: int = 0) -> None:
+    """Copy rank ``src``'s values of ``tensors`` to every rank (no-op in a single process)."""
+    if idist.get_world_size() <= 1:
+        return
+    for t in tensors:
+        t.data.copy_(idist.broadcast(t.data, src=src))
+
+
+def weight_checksums(tensors: Sequence[Tensor]) -> Tensor:
+    """A cheap fingerprint of each tensor (sum and L2 norm, in float64), shape ``(len(tensors), 2)``."""
+    return torch.stack([torch.stack([t.detach().double().sum(), t.detach().double().norm()]) for t in tensors])
+
+
+def check_replicas_in_sync(tensors: Sequence[Tensor], names: Sequence[str], rtol: float = 1e-5) -> None:
+    """Raise ``RuntimeError`` if the weights differ between ranks (compares gathered checksums)."""
+    if idist.get_world_size() <= 1:
+        return
+    local = weight_checksums(tensors)
+    gathered = idist.all_gather(local.unsqueeze(0))
+    reference = gathered[0]
+    tol = rtol * reference.abs().clamp_min(1.0)
+    drift = ((gathered - reference).abs() > tol).any(dim=0).any(dim=1)
+    if bool(drift.any()):
+        bad = [n for n, d in zip(names, drift.tolist()) if d]
+        raise RuntimeError(f"data-parallel replicas drifted apart: weights of {bad} differ between ranks")

@@ -1,0 +1,52 @@
+"""Guard against non-finite updates: they are never applied, and training stops naming the layer and rule."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from hebbian.trainers.binding import RuleBinding
+
+
+class NonFiniteUpdateError(RuntimeError):
+    """A rule produced NaN or Inf for a layer; the update was not applied."""
+
+
+class NonFiniteGuard:
+    """Checks every update before it is written.
+
+    On the CPU a check costs nothing extra, so a bad update raises at once. On accelerators the check must not
+    synchronise the host every batch: a bad update is replaced by zeros (``torch.where``, no sync), flagged on the
+    device, and :meth:`raise_if_flagged` (called every ``check_every`` iterations and at each epoch's end) raises.
+    """
+
+    def __init__(self, bindings: Sequence[RuleBinding], check_every: Optional[int] = None) -> None:
+        self.bindings = list(bindings)
+        self.check_every = check_every
+        self._flags: Optional[Tensor] = None
+
+    def __call__(self, index: int, delta: Tensor, iteration: int) -> Tensor:
+        finite = torch.isfinite(delta.sum())
+        if delta.device.type == "cpu":
+            if not bool(finite):
+                self._raise([index], iteration)
+            return delta
+        if self._flags is None or self._flags.device != delta.device:
+            self._flags = torch.zeros(len(self.bindings), dtype=torch.bool, device=delta.device)
+        self._flags[index] |= ~finite
+        return torch.where(finite, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
+
+    def raise_if_flagged(self, iteration: int) -> None:
+        if self._flags is not None and bool(self._flags.any()):
+            bad = [i for i, f in enumerate(self._flags.tolist()) if f]
+            self._flags.zero_()
+            self._raise(bad, iteration)
+
+    def _raise(self, indices: List[int], iteration: int) -> None:
+        what = ", ".join(f"layer {self.bindings[i].name!r} (rule {self.bindings[i].rule!r})" for i in indices)
+        raise NonFiniteUpdateError(
+            f"non-finite (NaN/Inf) weight update at iteration {iteration} from {what}; the update was not applied "
+            "and training stopped. Check the inputs for NaN/Inf, the learning rate and the rule's hyperparameters."
+        )

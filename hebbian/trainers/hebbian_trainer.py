@@ -1,0 +1,280 @@
+"""The Hebbian trainer: a step factory (``hebbian_training_step``) wrapped into an Ignite engine."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import DeterministicEngine, Engine, Events
+from torch import Tensor, nn
+
+from hebbian.optim import write_update
+from hebbian.rules.base import Statistics
+from hebbian.trainers.batch import prepare_batch as default_prepare_batch
+from hebbian.trainers.binding import RuleBinding, RuleSpec, bind_rules
+from hebbian.trainers.capture import LayerCapture
+from hebbian.trainers.distributed import all_reduce_statistics, broadcast_parameters, check_replicas_in_sync
+from hebbian.trainers.events import HebbianEvents, register_hebbian_events
+from hebbian.trainers.guard import NonFiniteGuard
+
+PrepareBatch = Callable[[Any, Optional[Union[str, torch.device]], bool], Tuple[Tensor, Optional[Tensor]]]
+
+
+def layer_statistics(
+    bindings: Sequence[RuleBinding], records: Dict[str, Tuple[Tensor, Tensor]], labels: Optional[Tensor]
+) -> List[Statistics]:
+    """Each bound layer's batch sums from its recorded ``(x, u)``."""
+    stats = []
+    for b in bindings:
+        x, u = records[b.name]
+        b.view.check_shapes(x, u)
+        dtype = b.weight.dtype
+        x, u = b.view.prepare(x.to(dtype), u.to(dtype))
+        stats.append(b.rule.statistics(b.view, x, u, labels if b.rule.info.needs_labels else None))
+    return stats
+
+
+def apply_updates(
+    engine: Engine,
+    bindings: Sequence[RuleBinding],
+    stats: Sequence[Statistics],
+    guard: NonFiniteGuard,
+    grads: Optional[Sequence[Optional[Tensor]]] = None,
+) -> Dict[str, Tensor]:
+    """Finalize each layer's (reduced) statistics and write :math:`-\\Delta W` into its ``.grad``."""
+    updates: Dict[str, Tensor] = {}
+    for i, (b, s) in enumerate(zip(bindings, stats)):
+        delta = b.rule.finalize(b.view, s, None if grads is None else grads[i])
+        delta = guard(guard.bindings.index(b), delta, engine.state.iteration)
+        write_update(b.weight, delta)
+        updates[b.name] = delta
+        engine.state.layer_name = b.name
+        engine.state.layer_updates += 1
+        engine.fire_event(HebbianEvents.LAYER_UPDATED)
+    return updates
+
+
+def hebbian_training_step(
+    model: nn.Module,
+    bindings: Sequence[RuleBinding],
+    optimizer: torch.optim.Optimizer,
+    device: Optional[Union[str, torch.device]] = None,
+    non_blocking: bool = False,
+    prepare_batch: PrepareBatch = default_prepare_batch,
+    guard: Optional[NonFiniteGuard] = None,
+    reduce: Callable[[Sequence[Statistics]], List[Statistics]] = all_reduce_statistics,
+    stop_early: bool = True,
+) -> Callable[[Engine, Any], Dict[str, Tensor]]:
+    """Factory of the per-batch Hebbian update, in the manner of ``ignite.engine.supervised_training_step``.
+
+    Per batch: ONE forward pass (no autograd) records every enabled layer's input and output; each rule computes
+    its batch sums; the sums are all-reduced across workers (when distributed); each rule finalizes its update, which
+    is guarded against NaN/Inf and written as ``-ΔW`` into the weight's ``.grad``; then ``optimizer.step()``. All
+    layers are updated from the same forward pass ("simultaneous" training).
+
+    Returns:
+        ``update(engine, batch) -> {layer name: ΔW}``, also left in ``engine.state.hebbian_updates``.
+    """
+    capture = LayerCapture(bindings)
+    guard = guard or NonFiniteGuard(bindings)
+
+    def update(engine: Engine, batch: Any) -> Dict[str, Tensor]:
+        active = [b for b in bindings if b.enabled]
+        for b in bindings:
+            if not b.enabled:
+                b.weight.grad = None
+        if not active:
+            return {}
+        model.train()
+        x, y = prepare_batch(batch, device, non_blocking)
+        if y is None and any(b.rule.info.needs_labels for b in active):
+            raise ValueError("the batch has no labels, but a bound rule needs them (needs_labels=True)")
+        with torch.no_grad():
+            with capture.record({b.name for b in active}, stop_early) as records:
+                model(x)
+            missing = {b.name for b in active} - set(records)
+            if missing:
+                raise RuntimeError(f"layers {sorted(missing)} did not run in the model's forward pass")
+            stats = reduce(layer_statistics(active, records, y))
+            updates = apply_updates(engine, active, stats, guard)
+        optimizer.step()
+        engine.state.hebbian_updates = updates
+        return updates
+
+    update.capture = capture  # type: ignore[attr-defined]
+    return update
+
+
+class HebbianTrainer(Engine):
+    """An Ignite engine that trains a model's layers with Hebbian rules.
+
+    Args:
+        model: any ``nn.Module``.
+        learning_rule: one rule for all ``Linear``/``Conv2d`` layers outside the supervised part, or a mapping from
+            layer name / pattern, module type or predicate to rules (see :func:`~hebbian.trainers.binding.bind_rules`).
+        optimizer: any ``torch.optim`` optimizer over (at least) the bound weights, e.g. :class:`hebbian.optim.Local`.
+        supervised_from: as in pytorch-hebbian: top-level child index or module name from which on the model is
+            supervised (not Hebbian). Default ``-1`` (the last child, e.g. a readout) for a single rule; ``None``
+            (only the mapped layers) for a mapping.
+        freeze: layer names (or patterns) that must not learn.
+        greedy_epochs: train one layer at a time, for this many epochs each, then the next (layer-wise greedy).
+        device: where batches go (the model must already be there).
+        use_labels: whether batches carry labels; a rule that needs labels fails at construction without them.
+        prepare_batch: ``(batch, device, non_blocking) -> (x, y or None)``.
+        nan_check_every: on accelerators, how often (iterations) flagged non-finite updates are checked; the CPU
+            checks every update.
+        sync_check_every: in data-parallel runs, how often (iterations) the replicas' weights are compared.
+
+    Events: :class:`~hebbian.trainers.events.HebbianEvents` (``LAYER_UPDATED``, ``GREEDY_LAYER_COMPLETED``).
+    ``state_dict`` includes ``greedy_layer`` and ``disabled_layers``.
+
+    Example::
+
+        trainer = HebbianTrainer(model, KrotovsRule(), Local(model.named_parameters(), lr=0.01))
+        trainer.run(train_loader, epochs=10)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        learning_rule: RuleSpec,
+        optimizer: torch.optim.Optimizer,
+        *,
+        supervised_from: Optional[Union[int, str]] = "default",  # type: ignore[assignment]
+        freeze: Iterable[str] = (),
+        greedy_epochs: Optional[int] = None,
+        device: Optional[Union[str, torch.device]] = None,
+        use_labels: bool = True,
+        prepare_batch: PrepareBatch = default_prepare_batch,
+        non_blocking: bool = False,
+        nan_check_every: int = 100,
+        sync_check_every: int = 100,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        if supervised_from == "default":
+            supervised_from = None if isinstance(learning_rule, dict) else -1
+        self.bindings = bind_rules(model, learning_rule, supervised_from=supervised_from, freeze=freeze)
+        self._check_rules(use_labels)
+        self._check_optimizer(optimizer)
+        if greedy_epochs is not None and (isinstance(greedy_epochs, bool) or not isinstance(greedy_epochs, int)
+                                          or greedy_epochs < 1):
+            raise ValueError(f"greedy_epochs must be a positive integer or None, got {greedy_epochs!r}")
+        self.greedy_epochs = greedy_epochs
+        self.guard = NonFiniteGuard(self.bindings)
+        step = self._make_step(device, non_blocking, prepare_batch)
+        super().__init__(step)
+        self._capture: LayerCapture = getattr(step, "capture")
+        register_hebbian_events(self)
+        self.state.disabled_layers = []
+        self.state_dict_user_keys.extend(["greedy_layer", "disabled_layers"])
+        self.add_event_handler(Events.STARTED, self._on_started)
+        self.add_event_handler(Events.EPOCH_COMPLETED, self._on_epoch_completed)
+        self.add_event_handler(Events.ITERATION_COMPLETED(every=nan_check_every), self._check_guard)
+        self.add_event_handler(Events.ITERATION_COMPLETED(every=sync_check_every), self._check_sync)
+
+    # ------------------------------------------------------------------ construction helpers
+    def _make_step(self, device, non_blocking, prepare_batch) -> Callable[[Engine, Any], Any]:
+        return hebbian_training_step(
+            self.model, self.bindings, self.optimizer, device, non_blocking, prepare_batch, self.guard
+        )
+
+    def _check_rules(self, use_labels: bool) -> None:
+        for b in self.bindings:
+            if getattr(b.rule, "uses_global_grad", b.rule.info.needs_global_grad):
+                raise ValueError(
+                    f"layer {b.name!r}: rule {b.rule.info.name!r} needs the backprop gradient dL/dW; "
+                    "train it with hebbian.trainers.GHLTrainer"
+                )
+            if b.rule.info.needs_labels and not use_labels:
+                raise ValueError(f"layer {b.name!r}: rule {b.rule.info.name!r} needs labels, but use_labels=False")
+
+    def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [b.name for b in self.bindings if id(b.weight) not in owned]
+        if missing:
+            raise ValueError(f"optimizer does not hold the weights of the Hebbian layers {missing}")
+
+    # ------------------------------------------------------------------ run-time control
+    @property
+    def layer_names(self) -> List[str]:
+        return [b.name for b in self.bindings]
+
+    def enable_learning(self, *names: str) -> None:
+        """Switch learning on for the named layers (all bound layers when no name is given)."""
+        names = names or tuple(self.layer_names)
+        self._check_names(names)
+        self.state.disabled_layers = [n for n in self.state.disabled_layers if n not in names]
+        self._apply_enabled()
+
+    def disable_learning(self, *names: str) -> None:
+        """Switch learning off for the named layers (all bound layers when no name is given)."""
+        names = names or tuple(self.layer_names)
+        self._check_names(names)
+        self.state.disabled_layers = sorted(set(self.state.disabled_layers) | set(names))
+        self._apply_enabled()
+
+    def _check_names(self, names: Sequence[str]) -> None:
+        unknown = [n for n in names if n not in self.layer_names]
+        if unknown:
+            raise ValueError(f"unknown Hebbian layers {unknown}; bound layers: {self.layer_names}")
+
+    def _apply_enabled(self) -> None:
+        greedy = getattr(self.state, "greedy_layer", 0) if self.greedy_epochs else None
+        for i, b in enumerate(self.bindings):
+            b.enabled = b.name not in self.state.disabled_layers and (greedy is None or i == greedy)
+
+    def _on_started(self, _: Engine) -> None:
+        self._apply_enabled()
+        broadcast_parameters([b.weight for b in self.bindings])
+
+    def _on_epoch_completed(self, _: Engine) -> None:
+        self.guard.raise_if_flagged(self.state.iteration)
+        if self.greedy_epochs and self.state.epoch % self.greedy_epochs == 0:
+            if self.state.greedy_layer < len(self.bindings) - 1:
+                self.state.greedy_layer += 1
+                self._apply_enabled()
+                self.fire_event(HebbianEvents.GREEDY_LAYER_COMPLETED)
+
+    def _check_guard(self, _: Engine) -> None:
+        self.guard.raise_if_flagged(self.state.iteration)
+
+    def _check_sync(self, _: Engine) -> None:
+        if idist.get_world_size() > 1:
+            check_replicas_in_sync([b.weight for b in self.bindings], self.layer_names)
+
+    def run(  # type: ignore[override]
+        self,
+        data: Optional[Iterable] = None,
+        max_epochs: Optional[int] = None,
+        epoch_length: Optional[int] = None,
+        max_iters: Optional[int] = None,
+        *,
+        epochs: Optional[int] = None,
+    ):
+        """``Engine.run``; ``epochs`` is accepted as pytorch-hebbian's name for ``max_epochs``."""
+        if epochs is not None:
+            if max_epochs is not None:
+                raise ValueError("give either epochs or max_epochs, not both")
+            max_epochs = epochs
+        return super().run(data, max_epochs=max_epochs, epoch_length=epoch_length, max_iters=max_iters)
+
+    def remove_hooks(self) -> None:
+        """Remove the forward hooks from the model (the trainer can no longer run)."""
+        self._capture.remove()
+
+
+class DeterministicHebbianTrainer(HebbianTrainer, DeterministicEngine):
+    """:class:`HebbianTrainer` on Ignite's ``DeterministicEngine``: reproducible data order and exact mid-epoch resume."""
+
+
+def create_hebbian_trainer(
+    model: nn.Module, learning_rule: RuleSpec, optimizer: torch.optim.Optimizer, *, deterministic: bool = False,
+    **kwargs: Any,
+) -> HebbianTrainer:
+    """Build a :class:`HebbianTrainer` (or its deterministic variant), as ``create_supervised_trainer`` does."""
+    cls = DeterministicHebbianTrainer if deterministic else HebbianTrainer
+    return cls(model, learning_rule, optimizer, **kwargs)
