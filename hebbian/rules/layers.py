@@ -154,7 +154,7 @@ class LayerView:
     @staticmethod
     def count(u: Tensor) -> Tensor:
         """Number of (sample, position) pairs in ``u`` as a 0-d tensor of ``u``'s dtype (reducible by sum)."""
-        return torch.tensor(float(u.numel() // u.shape[1]), dtype=u.dtype, device=u.device)
+        return torch.full((), float(u.numel() // u.shape[1]), dtype=u.dtype, device=u.device)  # no host->device copy
 
     # ------------------------------------------------------------------ validation (no host syncs)
     def check_shapes(self, x: Tensor, u: Tensor) -> None:
