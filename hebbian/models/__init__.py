@@ -1,0 +1,32 @@
+"""Networks of the published Hebbian experiments, by name, at any width and input size.
+
+>>> from hebbian.models import create_model
+>>> net = create_model("deephebb", in_channels=1, input_size=8, width=0.05)
+>>> net[-1]  # every network is an nn.Sequential whose last child is the linear readout
+Linear(in_features=77, out_features=10, bias=True)
+"""
+
+from hebbian.models import deephebb as _deephebb  # noqa: F401  (registers the networks)
+from hebbian.models import fasthebb as _fasthebb  # noqa: F401
+from hebbian.models import krotov as _krotov  # noqa: F401
+from hebbian.models.builder import SequentialBuilder
+from hebbian.models.deephebb import deephebb
+from hebbian.models.fasthebb import fasthebb
+from hebbian.models.krotov import hebbian_conv, krotov_fc
+from hebbian.models.layers import PMetricLinear, RePU, Triangle, scaled
+from hebbian.models.registry import (
+    HebbianNet,
+    LayerRecipe,
+    ModelInfo,
+    Recipe,
+    create_model,
+    get_model_info,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "create_model", "list_models", "get_model_info", "register_model", "ModelInfo", "Recipe", "LayerRecipe",
+    "HebbianNet", "RePU", "Triangle", "PMetricLinear", "scaled", "SequentialBuilder",
+    "krotov_fc", "hebbian_conv", "deephebb", "fasthebb",
+]
