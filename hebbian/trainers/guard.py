@@ -18,18 +18,35 @@ class NonFiniteGuard:
     """Checks every update before it is written.
 
     On the CPU a check costs nothing extra, so a bad update raises at once. On accelerators the check must not
-    synchronise the host every batch: a bad update is replaced by zeros (``torch.where``, no sync), flagged on the
-    device, and :meth:`raise_if_flagged` (called every ``check_every`` iterations and at each epoch's end) raises.
+    synchronise the host every batch (*deferred* mode): a bad update is replaced by zeros (``torch.where``, no sync),
+    flagged on the device, and :meth:`raise_if_flagged` (called by the trainer every ``nan_check_every`` iterations
+    and at each epoch's end) raises. Either way a non-finite update never reaches the weights.
+
+    Args:
+        bindings: the trainer's bindings; ``index`` in :meth:`__call__` refers to this list.
+        check_every: informational; how often the owner calls :meth:`raise_if_flagged`.
+        deferred: ``True``/``False`` force the deferred / immediate mode; ``None`` (default) picks deferred exactly
+            when the update lives off the CPU.
     """
 
-    def __init__(self, bindings: Sequence[RuleBinding], check_every: Optional[int] = None) -> None:
+    def __init__(
+        self, bindings: Sequence[RuleBinding], check_every: Optional[int] = None, deferred: Optional[bool] = None
+    ) -> None:
+        if deferred is not None and not isinstance(deferred, bool):
+            raise TypeError(f"deferred must be True, False or None, got {deferred!r}")
         self.bindings = list(bindings)
         self.check_every = check_every
+        self.deferred = deferred
         self._flags: Optional[Tensor] = None
 
+    def is_deferred(self, device: torch.device) -> bool:
+        """Whether updates on ``device`` are checked without a host sync (flag now, raise later)."""
+        return device.type != "cpu" if self.deferred is None else self.deferred
+
     def __call__(self, index: int, delta: Tensor, iteration: int) -> Tensor:
+        """``delta`` if it is finite; otherwise raise (immediate mode) or flag it and return zeros (deferred mode)."""
         finite = torch.isfinite(delta.sum())
-        if delta.device.type == "cpu":
+        if not self.is_deferred(delta.device):
             if not bool(finite):
                 self._raise([index], iteration)
             return delta
@@ -39,6 +56,7 @@ class NonFiniteGuard:
         return torch.where(finite, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
 
     def raise_if_flagged(self, iteration: int) -> None:
+        """Raise :class:`NonFiniteUpdateError` naming every flagged layer (and clear the flags)."""
         if self._flags is not None and bool(self._flags.any()):
             bad = [i for i, f in enumerate(self._flags.tolist()) if f]
             self._flags.zero_()

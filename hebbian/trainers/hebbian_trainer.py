@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+import random
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import ignite.distributed as idist
+import numpy as np
 import torch
 from ignite.engine import DeterministicEngine, Engine, Events
 from torch import Tensor, nn
@@ -168,10 +170,11 @@ class HebbianTrainer(Engine):
         self._capture: LayerCapture = getattr(step, "capture")
         register_hebbian_events(self)
         self.state.disabled_layers = []
-        self.state_dict_user_keys.extend(["greedy_layer", "disabled_layers"])
+        self.state_dict_user_keys.extend(["greedy_layer", "disabled_layers", "layer_updates"])
         self.add_event_handler(Events.STARTED, self._on_started)
         self.add_event_handler(Events.EPOCH_COMPLETED, self._on_epoch_completed)
         self.add_event_handler(Events.ITERATION_COMPLETED(every=nan_check_every), self._check_guard)
+        self.add_event_handler(Events.COMPLETED, self._check_guard)
         self.add_event_handler(Events.ITERATION_COMPLETED(every=sync_check_every), self._check_sync)
 
     # ------------------------------------------------------------------ construction helpers
@@ -228,6 +231,9 @@ class HebbianTrainer(Engine):
             b.enabled = b.name not in self.state.disabled_layers and (greedy is None or i == greedy)
 
     def _on_started(self, _: Engine) -> None:
+        if self.state.iteration == 0:  # a fresh run (not a resume): restart the greedy schedule and the counters
+            self.state.greedy_layer = 0
+            self.state.layer_updates = 0
         self._apply_enabled()
         broadcast_parameters([b.weight for b in self.bindings])
 
@@ -268,7 +274,65 @@ class HebbianTrainer(Engine):
 
 
 class DeterministicHebbianTrainer(HebbianTrainer, DeterministicEngine):
-    """:class:`HebbianTrainer` on Ignite's ``DeterministicEngine``: reproducible data order and exact mid-epoch resume."""
+    """:class:`HebbianTrainer` on Ignite's ``DeterministicEngine``: reproducible data order and exact mid-epoch resume.
+
+    Seed the global RNG (``ignite.utils.manual_seed``/``torch.manual_seed``) with the same value before ``run`` in
+    the original and in the resumed process: the engine draws its per-epoch seeds from it at ``STARTED``.
+
+    Two fixes over ``DeterministicEngine`` for exact resume:
+
+    * ``state_dict()["rng_states"]`` (Python, NumPy, torch and CUDA RNG states) holds only tensors and plain Python
+      values, so checkpoints load with ``torch.load(weights_only=True)``;
+    * when resuming mid-epoch, the saved RNG states are restored once the epoch's data order has been drawn (at the
+      first ``GET_BATCH_COMPLETED``), not before it; otherwise a shuffling loader would draw a different permutation
+      than the uninterrupted run did.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rng_states_to_restore: Optional[Dict[str, Any]] = None
+        self.add_event_handler(Events.GET_BATCH_COMPLETED, self._restore_rng_states)
+
+    def state_dict(self):  # type: ignore[override]
+        state = super().state_dict()
+        state["rng_states"] = get_rng_states()
+        return state
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        super().load_state_dict(state_dict)
+        length = self.state.epoch_length
+        in_the_middle = bool(length) and self.state.iteration % length > 0
+        saved = self.state.rng_states
+        self._rng_states_to_restore = saved if isinstance(saved, Mapping) and in_the_middle else None
+        self.state.rng_states = None  # keep DeterministicEngine from restoring them before the data order is drawn
+
+    def _restore_rng_states(self, _: Engine) -> None:
+        if self._rng_states_to_restore is not None:
+            set_rng_states(self._rng_states_to_restore)
+            self._rng_states_to_restore = None
+
+
+def get_rng_states() -> Dict[str, Any]:
+    """The Python, NumPy, torch (and CUDA, when available) RNG states, as tensors and plain Python values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    states: Dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.copy()), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore what :func:`get_rng_states` returned (the CUDA states only on as many devices as were saved)."""
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().copy(), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def create_hebbian_trainer(
