@@ -1,0 +1,159 @@
+"""Matplotlib figures of the same views as the TensorBoard handlers, for notebooks, reports and the CLI.
+
+Every ``plot_*`` function takes an optional ``ax`` and returns ``(fig, ax)`` (torchmetrics' ``.plot`` convention);
+:func:`save_figure` writes a PNG and closes the figure. Without a display (and no backend chosen by the user or a
+notebook) the non-interactive Agg backend is used.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import matplotlib
+
+if (
+    sys.platform.startswith("linux")
+    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("MPLBACKEND"))
+    and "matplotlib.pyplot" not in sys.modules
+):
+    matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from hebbian.visualizers.grids import filter_grid  # noqa: E402
+
+History = Union[Mapping[str, Sequence[float]], Sequence[Mapping[str, float]]]
+
+
+def _axes(ax: Any = None, figsize: Optional[Tuple[float, float]] = None) -> Tuple[Any, Any]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
+
+
+def _as_series(history: History, name: str = "history") -> Dict[str, List[float]]:
+    """``{series: [value per epoch]}`` from that same mapping or from a list of per-epoch ``{series: value}`` dicts."""
+    if isinstance(history, Mapping):
+        series = {str(k): [float(v) for v in values] for k, values in history.items()}
+    elif isinstance(history, Sequence) and all(isinstance(row, Mapping) for row in history):
+        series = {}
+        for row in history:
+            for k, v in row.items():
+                series.setdefault(str(k), []).append(float(v))
+    else:
+        raise TypeError(
+            f"{name} must be a mapping {{name: [value per epoch]}} or a list of per-epoch {{name: value}} dicts, "
+            f"got {type(history).__name__}"
+        )
+    if not any(series.values()):
+        raise ValueError(f"{name} is empty: nothing to plot")
+    return series
+
+
+def _plot_series(series: Dict[str, List[float]], ax: Any, ylabel: str, title: Optional[str]) -> Tuple[Any, Any]:
+    fig, ax = _axes(ax)
+    for label, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig, ax
+
+
+def plot_filters(
+    weight: Tensor,
+    input_shape: Optional[Sequence[int]] = None,
+    max_filters: int = 64,
+    *,
+    max_channels: int = 8,
+    ax: Any = None,
+    title: Optional[str] = None,
+) -> Tuple[Any, Any]:
+    """A layer's receptive fields as a grid (the image of :func:`~hebbian.visualizers.grids.filter_grid`).
+
+    Args:
+        weight: ``(M, D)`` or ``(M, C, kh, kw)``.
+        input_shape, max_filters, max_channels: see :func:`~hebbian.visualizers.grids.filter_grid`.
+        ax: axes to draw into (default: a new figure).
+        title: axes title.
+    """
+    grid = filter_grid(weight, input_shape, max_filters, max_channels=max_channels)
+    fig, ax = _axes(ax)
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig, ax
+
+
+def plot_convergence(history: History, ax: Any = None, title: Optional[str] = "Unit convergence") -> Tuple[Any, Any]:
+    """Fraction of converged units per layer over epochs.
+
+    Args:
+        history: ``{layer: [fraction per epoch]}`` (e.g. :attr:`ConvergenceHistory.history`) or a list of per-epoch
+            ``{layer: fraction}`` dicts.
+    """
+    fig, ax = _plot_series(_as_series(history), ax, "fraction of converged units", title)
+    ax.set_ylim(-0.02, 1.02)
+    return fig, ax
+
+
+def plot_accuracy(history: History, ax: Any = None, title: Optional[str] = "Linear-probe accuracy") -> Tuple[Any, Any]:
+    """Probe accuracy over epochs.
+
+    Args:
+        history: ``{"train_accuracy": [...], "test_accuracy": [...]}`` or a list of per-epoch metric dicts (as
+            returned by a probe evaluator's ``run``).
+    """
+    return _plot_series(_as_series(history), ax, "accuracy", title)
+
+
+def plot_filter_comparison(
+    weights: Mapping[str, Tensor],
+    input_shape: Optional[Sequence[int]] = None,
+    max_filters: int = 64,
+    *,
+    ncols: Optional[int] = None,
+    panel_size: float = 3.0,
+) -> Tuple[Any, Any]:
+    """Filters learned by several rules side by side, one titled panel per rule.
+
+    Args:
+        weights: ``{rule name: weight}`` of corresponding layers.
+        input_shape, max_filters: as in :func:`plot_filters`.
+        ncols: panels per row (default: all in one row, at most 4).
+        panel_size: inches per panel.
+
+    Returns:
+        ``(fig, axes)`` with ``axes`` a flat list, one per rule.
+    """
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError("weights must be a non-empty mapping {rule name: weight tensor}")
+    ncols = ncols or min(len(weights), 4)
+    nrows = math.ceil(len(weights) / ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False)
+    axes = list(grid.flat)
+    for ax, (name, weight) in zip(axes, weights.items()):
+        plot_filters(weight, input_shape, max_filters, ax=ax, title=name)
+    for ax in axes[len(weights):]:
+        ax.set_axis_off()
+    return fig, axes[: len(weights)]
+
+
+def save_figure(fig: Any, path: Union[str, os.PathLike], *, dpi: int = 100, close: bool = True) -> Path:
+    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating folders; closes it by default."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    if close:
+        plt.close(fig)
+    return path

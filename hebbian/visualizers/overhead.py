@@ -1,0 +1,98 @@
+"""How much do the visualizers slow training down? Times HebbianTrainer epochs with and without them.
+
+Run ``python -m hebbian.visualizers.overhead --dataset digits --epochs 3`` (or ``--dataset mnist --limit 10000``).
+The model is a Krotov-style fully-connected layer (``Flatten -> Linear(D, hidden, bias=False) -> ReLU -> readout``);
+the visualizers are attached with :func:`~hebbian.visualizers.attach_visualizers` at the given rates, logging to a
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Dict, Optional
+
+import torch
+from ignite.handlers.tensorboard_logger import TensorboardLogger
+from torch import nn
+
+from hebbian.data import in_memory_loader, load_dataset
+from hebbian.optim import Local
+from hebbian.rules import create
+from hebbian.trainers import HebbianTrainer
+from hebbian.visualizers.attach import attach_visualizers
+
+
+def _timed_run(
+    dataset, rule: str, hidden: int, batch_size: int, epochs: int, logdir: Optional[str], rates: Dict[str, int]
+) -> float:
+    torch.manual_seed(0)
+    x = dataset.tensors[0]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), hidden, bias=False), nn.ReLU(), nn.Linear(hidden, 10))
+    trainer = HebbianTrainer(model, create(rule), Local(model.named_parameters(), lr=0.01))
+    loader = in_memory_loader(dataset, batch_size, generator=torch.Generator().manual_seed(0))
+    logger = None
+    if logdir is not None:
+        logger = TensorboardLogger(log_dir=logdir)
+        attach_visualizers(logger, trainer, model, input_shape=tuple(x.shape[1:]), **rates)
+    start = time.perf_counter()
+    trainer.run(loader, epochs=epochs)
+    elapsed = time.perf_counter() - start
+    if logger is not None:
+        logger.close()
+    return elapsed
+
+
+def measure_overhead(
+    dataset: str = "digits",
+    *,
+    rule: str = "krotov",
+    hidden: int = 100,
+    batch_size: int = 64,
+    epochs: int = 1,
+    repeats: int = 3,
+    limit: Optional[int] = None,
+    every_iters: int = 100,
+    every_epochs: int = 1,
+) -> Dict[str, float]:
+    """Best-of-``repeats`` wall time of ``epochs`` epochs without (``base_s``) and with (``visual_s``) visualizers.
+
+    Returns:
+        ``{"base_s", "visual_s", "ratio"}`` with ``ratio = visual_s / base_s``.
+    """
+    data = load_dataset(dataset, limit=limit)
+    rates = {"every_iters": every_iters, "every_epochs": every_epochs}
+    base, visual = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            base.append(_timed_run(data, rule, hidden, batch_size, epochs, None, rates))
+            visual.append(_timed_run(data, rule, hidden, batch_size, epochs, f"{tmp}/{i}", rates))
+    return {"base_s": min(base), "visual_s": min(visual), "ratio": min(visual) / min(base)}
+
+
+def main(argv: Optional[list] = None) -> Dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--rule", default="krotov")
+    parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--every-iters", type=int, default=100)
+    parser.add_argument("--every-epochs", type=int, default=1)
+    args = parser.parse_args(argv)
+    result = measure_overhead(
+        args.dataset, rule=args.rule, hidden=args.hidden, batch_size=args.batch_size, epochs=args.epochs,
+        repeats=args.repeats, limit=args.limit, every_iters=args.every_iters, every_epochs=args.every_epochs,
+    )
+    print(
+        f"{args.dataset}, {args.epochs} epoch(s), batch {args.batch_size}: without {result['base_s']:.3f} s, "
+        f"with visualizers {result['visual_s']:.3f} s, ratio {result['ratio']:.3f}"
+    )
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
