@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -38,6 +38,7 @@ class NonFiniteGuard:
         self.check_every = check_every
         self.deferred = deferred
         self._flags: Optional[Tensor] = None
+        self._checked_until = 0
 
     def is_deferred(self, device: torch.device) -> bool:
         """Whether updates on ``device`` are checked without a host sync (flag now, raise later)."""
@@ -57,14 +58,17 @@ class NonFiniteGuard:
 
     def raise_if_flagged(self, iteration: int) -> None:
         """Raise :class:`NonFiniteUpdateError` naming every flagged layer (and clear the flags)."""
+        since = self._checked_until + 1 if self._checked_until <= iteration else 1  # 1: a new run began
+        self._checked_until = iteration
         if self._flags is not None and bool(self._flags.any()):
             bad = [i for i, f in enumerate(self._flags.tolist()) if f]
             self._flags.zero_()
-            self._raise(bad, iteration)
+            self._raise(bad, f"iterations {since}..{iteration}" if since < iteration else f"iteration {iteration}")
 
-    def _raise(self, indices: List[int], iteration: int) -> None:
+    def _raise(self, indices: List[int], when: Union[int, str]) -> None:
+        when = f"iteration {when}" if isinstance(when, int) else when
         what = ", ".join(f"layer {self.bindings[i].name!r} (rule {self.bindings[i].rule!r})" for i in indices)
         raise NonFiniteUpdateError(
-            f"non-finite (NaN/Inf) weight update at iteration {iteration} from {what}; the update was not applied "
+            f"non-finite (NaN/Inf) weight update in {when} from {what}; the update was not applied "
             "and training stopped. Check the inputs for NaN/Inf, the learning rate and the rule's hyperparameters."
         )

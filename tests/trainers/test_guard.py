@@ -1,0 +1,136 @@
+"""Non-finite updates never reach the weights; training stops naming the layer and the rule."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+from ignite.engine import Events
+from torch import nn
+
+from hebbian.optim import Local
+from hebbian.rules import Hebb, Krotov, Oja
+from hebbian.trainers import HebbianTrainer, NonFiniteGuard, NonFiniteUpdateError, bind_rules
+
+
+class Exploding(Hebb):
+    """Hebb whose update turns infinite from its ``fuse``-th call on (not registered: it reuses Hebb's info)."""
+
+    def __init__(self, normalize: str = "mean", fuse: int = 3) -> None:
+        super().__init__(normalize)
+        self.fuse, self.calls = fuse, 0
+
+    def finalize(self, view, stats, grad=None):
+        self.calls += 1
+        delta = super().finalize(view, stats, grad)
+        return delta * float("inf") if self.calls >= self.fuse else delta
+
+
+def model() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(h1=nn.Linear(10, 6, bias=False), act=nn.ReLU(), h2=nn.Linear(6, 4, bias=False),
+                                     head=nn.Linear(4, 2)))
+
+
+def data(n: int = 5, bad: int = 3) -> list:
+    """``n`` batches; batch number ``bad`` (1-based) holds a NaN."""
+    g = torch.Generator().manual_seed(0)
+    out = [torch.randn(8, 10, generator=g) for _ in range(n)]
+    out[bad - 1][2, 4] = float("nan")
+    return out
+
+
+def snapshots_of(trainer: HebbianTrainer, net: nn.Module) -> dict:
+    snaps = {0: {k: v.clone() for k, v in net.state_dict().items()}}
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: snaps.__setitem__(e.state.iteration, {k: v.clone() for k, v in net.state_dict().items()}))
+    return snaps
+
+
+def assert_weights_are(net: nn.Module, expected: dict) -> None:
+    for k, v in net.state_dict().items():
+        assert torch.isfinite(v).all(), k
+        assert torch.equal(v, expected[k]), k
+
+
+@pytest.mark.parametrize("rule", [Oja(), Krotov()], ids=["oja", "krotov"])
+def test_nan_input_stops_training_and_keeps_the_weights(rule):
+    net = model()
+    trainer = HebbianTrainer(net, rule, Local(net.parameters(), lr=0.1))
+    snaps = snapshots_of(trainer, net)
+    with pytest.raises(NonFiniteUpdateError, match=rf"iteration 3 from layer 'h1' \(rule {type(rule).__name__}\(") as err:
+        trainer.run(data(bad=3), epochs=1)
+    assert "not applied" in str(err.value)
+    assert trainer.state.iteration == 3 and 3 not in snaps
+    assert_weights_are(net, snaps[2])  # neither h1 nor h2 moved in the failed iteration
+
+
+def test_a_rule_producing_inf_is_named_and_no_layer_moves():
+    net = model()
+    trainer = HebbianTrainer(net, {"h1": Oja(), "h2": Exploding(fuse=2)}, Local(net.parameters(), lr=0.1))
+    snaps = snapshots_of(trainer, net)
+    with pytest.raises(NonFiniteUpdateError, match=r"iteration 2 from layer 'h2' \(rule Exploding\(normalize='mean'"):
+        trainer.run([torch.randn(8, 10) for _ in range(4)], epochs=1)
+    assert_weights_are(net, snaps[1])  # h1's finite update of that iteration was not applied either
+
+
+def test_deferred_mode_zeroes_the_update_and_raises_at_the_check():
+    net = model()
+    trainer = HebbianTrainer(net, Oja(), Local(net.parameters(), lr=0.1), nan_check_every=1)
+    trainer.guard.deferred = True  # the accelerator path, on CPU tensors
+    snaps = snapshots_of(trainer, net)
+    with pytest.raises(NonFiniteUpdateError, match=r"iteration 3 from layer 'h1' \(rule Oja.*layer 'h2'"):
+        trainer.run(data(bad=3), epochs=1)
+    # the ITERATION_COMPLETED handlers ran in registration order: the guard's check raised before the snapshot
+    assert 3 not in snaps
+    assert_weights_are(net, snaps[2])  # the flagged updates were replaced by zeros
+    assert not trainer.guard._flags.any()  # noqa: SLF001 - flags are cleared once raised
+
+
+def test_deferred_mode_raises_at_epoch_end_at_the_latest():
+    net = model()
+    trainer = HebbianTrainer(net, Oja(), Local(net.parameters(), lr=0.1), nan_check_every=1000)
+    trainer.guard.deferred = True
+    snaps = snapshots_of(trainer, net)
+    with pytest.raises(NonFiniteUpdateError, match=r"iterations 1\.\.5 from layer 'h1'"):
+        trainer.run(data(n=5, bad=2), epochs=3)
+    assert trainer.state.epoch == 1
+    # iterations 3..5 trained on finite data: the weights moved after the bad batch but hold no NaN
+    for k, v in net.state_dict().items():
+        assert torch.isfinite(v).all(), k
+    assert torch.equal(snaps[2]["h1.weight"], snaps[1]["h1.weight"])  # the bad update itself was zeroed
+    assert not torch.equal(snaps[5]["h1.weight"], snaps[2]["h1.weight"])
+
+
+def test_guard_modes_and_direct_calls():
+    net = model()
+    bindings = bind_rules(net, Oja(), supervised_from=-1)
+    guard = NonFiniteGuard(bindings)
+    assert not guard.is_deferred(torch.device("cpu")) and guard.is_deferred(torch.device("cuda"))
+    good, bad = torch.ones(6, 10), torch.full((6, 10), float("inf"))
+    assert guard(0, good, 1) is good
+    with pytest.raises(NonFiniteUpdateError, match="layer 'h1'"):
+        guard(0, bad, 1)
+    deferred = NonFiniteGuard(bindings, deferred=True)
+    assert torch.equal(deferred(1, bad, 7), torch.zeros(6, 10))
+    assert torch.equal(deferred(0, good, 7), good)
+    with pytest.raises(NonFiniteUpdateError, match=r"iterations 1\.\.9 from layer 'h2'") as err:
+        deferred.raise_if_flagged(9)
+    assert "'h1'" not in str(err.value)
+    deferred.raise_if_flagged(10)  # cleared
+    with pytest.raises(TypeError, match="deferred"):
+        NonFiniteGuard(bindings, deferred="yes")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_nan_on_cuda_is_deferred_and_never_applied():
+    net = model().cuda()
+    trainer = HebbianTrainer(net, Oja(), Local(net.parameters(), lr=0.1), device="cuda", nan_check_every=2)
+    snaps = snapshots_of(trainer, net)
+    with pytest.raises(NonFiniteUpdateError, match=r"iterations 3\.\.4 from layer 'h1'"):
+        trainer.run(data(n=5, bad=3), epochs=1)
+    assert torch.equal(snaps[3]["h1.weight"], snaps[2]["h1.weight"])
+    for v in net.state_dict().values():
+        assert torch.isfinite(v).all()
