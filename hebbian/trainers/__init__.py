@@ -17,3 +17,25 @@ __all__ = [
     "HebbianEvents", "NonFiniteGuard", "NonFiniteUpdateError", "HebbianTrainer", "DeterministicHebbianTrainer",
     "create_hebbian_trainer", "hebbian_training_step",
 ]
+
+from hebbian.trainers.evaluators import (  # noqa: E402
+    HebbianEvaluator,
+    LinearProbeEvaluator,
+    SupervisedEvaluator,
+    SupervisedTrainer,
+)
+from hebbian.trainers.ghl import (  # noqa: E402
+    DeterministicGHLTrainer,
+    GHLTrainer,
+    create_ghl_trainer,
+    ghl_lr_scheduler,
+    ghl_param_groups,
+    ghl_training_step,
+    select_hebbian_layers,
+)
+
+__all__ += [
+    "SupervisedTrainer", "SupervisedEvaluator", "LinearProbeEvaluator", "HebbianEvaluator",
+    "GHLTrainer", "DeterministicGHLTrainer", "create_ghl_trainer", "ghl_training_step", "ghl_param_groups",
+    "ghl_lr_scheduler", "select_hebbian_layers",
+]
