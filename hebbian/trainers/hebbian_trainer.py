@@ -235,7 +235,8 @@ class HebbianTrainer(Engine):
             self.state.greedy_layer = 0
             self.state.layer_updates = 0
         self._apply_enabled()
-        broadcast_parameters([b.weight for b in self.bindings])
+        # every replica starts from rank 0's parameters and buffers (biases, readout, BN statistics included)
+        broadcast_parameters([*self.model.parameters(), *self.model.buffers()])
 
     def _on_epoch_completed(self, _: Engine) -> None:
         self.guard.raise_if_flagged(self.state.iteration)
