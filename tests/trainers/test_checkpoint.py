@@ -133,6 +133,8 @@ def test_rule_states_round_trip_and_refuse_other_layers():
         RuleStates(only_h1).load_state_dict(state)
     with pytest.raises(ValueError, match="already included"):
         checkpoint_objects(trainer, model=net)
+    wrapped = HebbianTrainer(nn.DataParallel(net3), {"h1": SoftHebb()}, Local(net3.parameters()))
+    assert checkpoint_objects(wrapped)["model"] is net3  # saved without the "module." prefix
     with pytest.raises(TypeError, match="RuleBinding"):
         RuleStates([1, 2])
 
