@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+from torchvision.utils import make_grid
 
 ImageShape = Tuple[int, int, int]
 
@@ -108,7 +109,5 @@ def filter_grid(
     Returns:
         ``(3, H, W)`` float image in [0, 1] (grey filters repeated over the three channels).
     """
-    from torchvision.utils import make_grid
-
     tiles, row = filter_tiles(weight, input_shape, max_filters, max_channels)
     return make_grid(tiles, nrow=nrow or row, padding=padding, normalize=True, scale_each=True)
