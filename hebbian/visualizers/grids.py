@@ -56,7 +56,7 @@ def receptive_field_shape(fan_in: int, input_shape: Optional[Sequence[int]] = No
 
 def _strongest(weight: Tensor, k: int) -> Tensor:
     """Indices of the ``k`` rows of ``weight`` with the largest L2 norm, in ascending index order."""
-    norms = weight.flatten(1).norm(dim=1)
+    norms = weight.flatten(1).float().norm(dim=1)
     return norms.topk(min(k, norms.numel())).indices.sort().values
 
 
@@ -75,15 +75,15 @@ def filter_tiles(
     for name, value in (("max_filters", max_filters), ("max_channels", max_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    w = weight.detach().float().cpu()
+    w = weight.detach()
     if w.dim() == 2:
         w = w.reshape(w.shape[0], *receptive_field_shape(w.shape[1], input_shape))
     if w.shape[1] in (1, 3):
-        tiles = w[:max_filters]
+        tiles = w[:max_filters].float().cpu()
         return tiles, math.ceil(math.sqrt(tiles.shape[0]))
-    units = w[_strongest(w, max_filters)]  # (k, C, kh, kw)
+    units = w[_strongest(w, max_filters)].float()  # (k, C, kh, kw)
     channels = _strongest(units.transpose(0, 1), max_channels)
-    tiles = units[:, channels]  # (k, c, kh, kw): one row per unit
+    tiles = units[:, channels].cpu()  # (k, c, kh, kw): one row per unit
     return tiles.reshape(-1, 1, *tiles.shape[2:]), tiles.shape[1]
 
 

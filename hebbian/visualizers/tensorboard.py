@@ -269,9 +269,9 @@ class ActivationStatsHandler(BaseHandler):
     touched and not slowed:
 
     * with a ``probe`` batch, each call runs one no-grad, eval-mode forward pass on it (exact and reproducible);
-    * without, each call logs the forward pass recorded since the previous call and re-arms the hooks. Arm them at
-      ``ITERATION_STARTED`` with :meth:`arm` (as :func:`~hebbian.visualizers.attach_visualizers` does) to log the
-      current iteration's batch.
+    * without, each call logs the forward pass recorded since the previous call and re-arms the hooks; or arm them
+      at ``ITERATION_STARTED`` with :meth:`arm` (as :func:`~hebbian.visualizers.attach_visualizers` does) to log the
+      current iteration's batch (calls then stop re-arming).
 
     Winner usage is logged for layers bound to competitive rules (``winners=None`` and an engine with
     ``bindings``), for all layers (``winners=True``, or no ``bindings``) or none (``winners=False``).
@@ -306,9 +306,11 @@ class ActivationStatsHandler(BaseHandler):
         self.probe = probe
         self.winners, self.tag, self.global_step_transform = winners, tag, global_step_transform
         self.recorder = ActivationRecorder(layers, threshold)
+        self.rearm = True
 
     def arm(self, _: Optional[Engine] = None) -> None:
-        """Record the next forward pass (rank 0 only; no-op with a probe)."""
+        """Record the next forward pass (rank 0 only; no-op with a probe). Once called, calls no longer re-arm."""
+        self.rearm = False
         if idist.get_rank() == 0 and self.probe is None:
             self.recorder.arm()
 
@@ -329,7 +331,8 @@ class ActivationStatsHandler(BaseHandler):
             stats = self.recorder.probe(self.model, self.probe.to(device))
         else:
             stats = self.recorder.take()
-            self.recorder.arm()
+            if self.rearm:
+                self.recorder.arm()
         competitive = set(self.winner_layers(engine))
         for name, layer_stats in stats.items():
             values = summarize(layer_stats, winners=name in competitive)

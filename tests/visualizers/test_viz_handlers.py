@@ -160,3 +160,24 @@ def test_attach_visualizers_rates(tmp_path):
     with pytest.raises(TypeError, match="model"):
         attach_visualizers(logger, _engine())
     logger.close()
+
+
+def test_activation_stats_without_probe_log_the_pass_recorded_since_the_last_call(tmp_path):
+    model = fc_model()
+    handler = ActivationStatsHandler(model, whitelist=["1"])
+    logger = TensorboardLogger(log_dir=str(tmp_path))
+    model(torch.rand(8, 1, 8, 8))  # hooks not armed yet: nothing recorded
+    handler(_engine(1), logger, ITER)  # logs nothing, arms
+    x = torch.rand(8, 1, 8, 8)
+    model(x)
+    handler(_engine(2), logger, ITER)  # logs x's statistics, re-arms
+    assert handler.recorder.armed
+    handler.arm()  # armed from outside from now on: calls no longer re-arm
+    model(x)
+    handler(_engine(3), logger, ITER)
+    assert not handler.recorder.armed
+    logger.close()
+    means = _read(tmp_path).Scalars("activation/mean/1")
+    assert [e.step for e in means] == [2, 3]
+    assert means[0].value == pytest.approx(float(model[1](x.flatten(1)).detach().mean()), rel=1e-5)
+    handler.remove()
