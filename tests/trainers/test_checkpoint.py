@@ -12,6 +12,7 @@ import torch
 from ignite.engine import Events
 from ignite.handlers import LRScheduler
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from hebbian.data import in_memory_loader, load_dataset
 from hebbian.optim import Local
@@ -37,12 +38,13 @@ def small_net(seed: int = 0) -> nn.Sequential:
                                      h2=nn.Linear(16, 12, bias=False), head=nn.Linear(12, 10)))
 
 
-def build(seed: int = 0):
+def build(seed: int = 0, device: str = "cpu"):
     """A fresh run: SoftHebb (stateful) + Krotov, SGD with momentum, a linear LambdaLR anneal, deterministic engine."""
     net = small_net(seed)
     softhebb_init_(net.h1.weight, radius=5.0)
+    net = net.to(device)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.5)
-    trainer = DeterministicHebbianTrainer(net, {"h1": SoftHebb(t_inv=2.0), "h2": Krotov(k=3)}, opt)
+    trainer = DeterministicHebbianTrainer(net, {"h1": SoftHebb(t_inv=2.0), "h2": Krotov(k=3)}, opt, device=device)
     total = EPOCHS * 12  # digits: 1442 training images, 128 per batch -> 12 batches
     scheduler = LRScheduler(torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0 - it / total))
     trainer.add_event_handler(Events.ITERATION_STARTED, scheduler)
@@ -54,14 +56,14 @@ def digits():
     return load_dataset("digits")
 
 
-def loader():
-    return in_memory_loader(digits(), BATCH, shuffle=True)
+def loader(device: str = "cpu"):
+    return in_memory_loader(TensorDataset(*(t.to(device) for t in digits().tensors)), BATCH, shuffle=True)
 
 
 def final_state(net, opt, trainer) -> dict:
-    return {"model": {k: v.clone() for k, v in net.state_dict().items()},
-            "momentum": [opt.state[p]["momentum_buffer"].clone() for p in (net.h1.weight, net.h2.weight)],
-            "rates": trainer.bindings[0].rule.rates.clone(), "iteration": trainer.state.iteration}
+    return {"model": {k: v.cpu() for k, v in net.state_dict().items()},
+            "momentum": [opt.state[p]["momentum_buffer"].cpu() for p in (net.h1.weight, net.h2.weight)],
+            "rates": trainer.bindings[0].rule.rates.cpu(), "iteration": trainer.state.iteration}
 
 
 def assert_bitwise_equal(a: dict, b: dict) -> float:
@@ -74,33 +76,34 @@ def assert_bitwise_equal(a: dict, b: dict) -> float:
     return max((a["model"][k] - b["model"][k]).abs().max().item() for k in a["model"])
 
 
-@pytest.fixture(scope="module")
-def uninterrupted():
-    net, opt, trainer, _ = build()
+@functools.lru_cache(maxsize=None)
+def uninterrupted(device: str) -> dict:
+    net, opt, trainer, _ = build(device=device)
     torch.manual_seed(123)
-    trainer.run(loader(), epochs=EPOCHS)
+    trainer.run(loader(device), epochs=EPOCHS)
     return final_state(net, opt, trainer)
 
 
-def test_resume_mid_epoch_is_bit_for_bit(tmp_path, uninterrupted):
-    net, opt, trainer, scheduler = build()
+def test_resume_mid_epoch_is_bit_for_bit(tmp_path, device):  # device: every available one (conftest fixture)
+    device = str(device)
+    net, opt, trainer, scheduler = build(device=device)
     handler = setup_checkpointing(trainer, checkpoint_objects(trainer, lr_scheduler=scheduler), tmp_path,
                                   every=5, n_saved=2)
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=17), lambda e: e.terminate())  # epoch 2, batch 5
     torch.manual_seed(123)
-    trainer.run(loader(), epochs=EPOCHS)
+    trainer.run(loader(device), epochs=EPOCHS)
     assert trainer.state.iteration == 17
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_15.pt", "checkpoint_17.pt"]
     assert handler.last_checkpoint == tmp_path / "checkpoint_17.pt"
 
     for name in ("checkpoint_17.pt", "checkpoint_15.pt"):  # the terminate-time and the periodic checkpoint
-        net, opt, trainer, scheduler = build(seed=99)  # different initial weights: all must come from the file
+        net, opt, trainer, scheduler = build(seed=99, device=device)  # different initial weights: all must come from the file
         loaded = resume_from(tmp_path / name if name != "checkpoint_17.pt" else tmp_path,
                              checkpoint_objects(trainer, lr_scheduler=scheduler))
         assert loaded.name == name
         torch.manual_seed(123)
-        trainer.run(loader())
-        max_diff = assert_bitwise_equal(final_state(net, opt, trainer), uninterrupted)
+        trainer.run(loader(device))
+        max_diff = assert_bitwise_equal(final_state(net, opt, trainer), uninterrupted(device))
         assert max_diff == 0.0
 
 

@@ -126,9 +126,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    with idist.Parallel(backend="gloo", nproc_per_node=WORLD, master_port=_free_port(),
-                        timeout=datetime.timedelta(seconds=180)) as parallel:
-        parallel.run(_worker, str(out))
+    # CPU processes: with a GPU visible, Ignite's gloo model would bind rank r to cuda:r (absent on a 1-GPU machine)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CUDA_VISIBLE_DEVICES", "")
+        with idist.Parallel(backend="gloo", nproc_per_node=WORLD, master_port=_free_port(),
+                            timeout=datetime.timedelta(seconds=180)) as parallel:
+            parallel.run(_worker, str(out))
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
