@@ -39,3 +39,18 @@ __all__ += [
     "GHLTrainer", "DeterministicGHLTrainer", "create_ghl_trainer", "ghl_training_step", "ghl_param_groups",
     "ghl_lr_scheduler", "select_hebbian_layers",
 ]
+
+from hebbian.trainers.checkpoint import (  # noqa: E402
+    KeepPreviousDiskSaver,
+    RuleStates,
+    checkpoint_objects,
+    latest_checkpoint,
+    load_checkpoint,
+    resume_from,
+    setup_checkpointing,
+)
+
+__all__ += [
+    "RuleStates", "checkpoint_objects", "KeepPreviousDiskSaver", "setup_checkpointing", "latest_checkpoint",
+    "load_checkpoint", "resume_from",
+]

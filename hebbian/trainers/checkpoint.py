@@ -62,7 +62,9 @@ class RuleStates:
     def load_state_dict(self, state_dict: Mapping[str, Mapping[str, Any]]) -> None:
         names = [b.name for b in self.bindings]
         if sorted(state_dict) != sorted(names):
-            raise ValueError(f"rule states are for layers {sorted(state_dict)}, but the bound layers are {sorted(names)}")
+            raise ValueError(
+                f"rule states are for layers {sorted(state_dict)}, but the bound layers are {sorted(names)}"
+            )
         for b in self.bindings:
             b.rule.load_state_dict(state_dict[b.name])
 

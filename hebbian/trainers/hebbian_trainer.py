@@ -129,7 +129,9 @@ class HebbianTrainer(Engine):
         sync_check_every: in data-parallel runs, how often (iterations) the replicas' weights are compared.
 
     Events: :class:`~hebbian.trainers.events.HebbianEvents` (``LAYER_UPDATED``, ``GREEDY_LAYER_COMPLETED``).
-    ``state_dict`` includes ``greedy_layer`` and ``disabled_layers``.
+    ``state_dict`` includes ``greedy_layer``, ``disabled_layers`` and ``layer_updates`` (a fresh run restarts the greedy
+    schedule and the counter; a resumed one continues them). For checkpoints and exact resume see
+    :mod:`hebbian.trainers.checkpoint`.
 
     Example::
 

@@ -34,8 +34,8 @@ EPOCHS, BATCH = 2, 128
 def small_net(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     # Dropout draws from the global RNG in every (train-mode) forward: the RNG state must resume exactly too
-    return nn.Sequential(OrderedDict(flat=nn.Flatten(), drop=nn.Dropout(0.1), h1=nn.Linear(64, 16, bias=False), act=nn.ReLU(),
-                                     h2=nn.Linear(16, 12, bias=False), head=nn.Linear(12, 10)))
+    return nn.Sequential(OrderedDict(flat=nn.Flatten(), drop=nn.Dropout(0.1), h1=nn.Linear(64, 16, bias=False),
+                                     act=nn.ReLU(), h2=nn.Linear(16, 12, bias=False), head=nn.Linear(12, 10)))
 
 
 def build(seed: int = 0, device: str = "cpu"):
@@ -97,7 +97,8 @@ def test_resume_mid_epoch_is_bit_for_bit(tmp_path, device):  # device: every ava
     assert handler.last_checkpoint == tmp_path / "checkpoint_17.pt"
 
     for name in ("checkpoint_17.pt", "checkpoint_15.pt"):  # the terminate-time and the periodic checkpoint
-        net, opt, trainer, scheduler = build(seed=99, device=device)  # different initial weights: all must come from the file
+        # different initial weights: everything must come from the file
+        net, opt, trainer, scheduler = build(seed=99, device=device)
         loaded = resume_from(tmp_path / name if name != "checkpoint_17.pt" else tmp_path,
                              checkpoint_objects(trainer, lr_scheduler=scheduler))
         assert loaded.name == name

@@ -42,9 +42,11 @@ def data(n: int = 5, bad: int = 3) -> list:
 
 
 def snapshots_of(trainer: HebbianTrainer, net: nn.Module) -> dict:
-    snaps = {0: {k: v.clone() for k, v in net.state_dict().items()}}
-    trainer.add_event_handler(Events.ITERATION_COMPLETED,
-                              lambda e: snaps.__setitem__(e.state.iteration, {k: v.clone() for k, v in net.state_dict().items()}))
+    def copy() -> dict:
+        return {k: v.clone() for k, v in net.state_dict().items()}
+
+    snaps = {0: copy()}
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: snaps.__setitem__(e.state.iteration, copy()))
     return snaps
 
 
@@ -59,7 +61,8 @@ def test_nan_input_stops_training_and_keeps_the_weights(rule):
     net = model()
     trainer = HebbianTrainer(net, rule, Local(net.parameters(), lr=0.1))
     snaps = snapshots_of(trainer, net)
-    with pytest.raises(NonFiniteUpdateError, match=rf"iteration 3 from layer 'h1' \(rule {type(rule).__name__}\(") as err:
+    expected = rf"iteration 3 from layer 'h1' \(rule {type(rule).__name__}\("
+    with pytest.raises(NonFiniteUpdateError, match=expected) as err:
         trainer.run(data(bad=3), epochs=1)
     assert "not applied" in str(err.value)
     assert trainer.state.iteration == 3 and 3 not in snaps

@@ -87,7 +87,8 @@ def test_different_rules_on_conv_and_linear_layers():
     before = weights(model)
     trainer.run([torch.randn(3, 1, 6, 6) for _ in range(2)], epochs=1)
     after = weights(model)
-    assert not torch.equal(before["0.weight"], after["0.weight"]) and not torch.equal(before["3.weight"], after["3.weight"])
+    assert not torch.equal(before["0.weight"], after["0.weight"])
+    assert not torch.equal(before["3.weight"], after["3.weight"])
     assert torch.equal(before["4.weight"], after["4.weight"])
 
 
@@ -128,7 +129,8 @@ def test_labels_reach_rules_that_need_them():
     x, y = batches(1)[0]
     pre = copy.deepcopy(model)
     trainer.run([(x, y)], epochs=1)
-    expected = pre.head.weight + 0.5 * create("supervised_instar").update(pre.head, *layer_io(pre, x, ["head"])["head"], y)
+    delta = create("supervised_instar").update(pre.head, *layer_io(pre, x, ["head"])["head"], y)
+    expected = pre.head.weight + 0.5 * delta
     torch.testing.assert_close(model.head.weight, expected)
     with pytest.raises(ValueError, match="no labels"):
         trainer.run([x], epochs=2)
@@ -143,7 +145,8 @@ def test_greedy_mode_trains_one_layer_after_the_other():
     trainer.add_event_handler(HebbianEvents.GREEDY_LAYER_COMPLETED,
                               lambda e: completed.append((e.state.epoch, e.state.greedy_layer)))
     trainer.run(batches(3), epochs=5)
-    changed = [[not torch.equal(a[k], b[k]) for k in ("h1.weight", "h2.weight")] for a, b in zip(snapshots, snapshots[1:])]
+    changed = [[not torch.equal(a[k], b[k]) for k in ("h1.weight", "h2.weight")]
+               for a, b in zip(snapshots, snapshots[1:])]
     assert changed == [[True, False], [True, False], [False, True], [False, True], [False, True]]
     assert completed == [(2, 1)]
     assert trainer.state_dict()["greedy_layer"] == 1
@@ -189,7 +192,8 @@ def test_enable_and_disable_learning_at_run_time():
     model = mlp()
     trainer = HebbianTrainer(model, Oja(), Local(model.parameters(), lr=0.05))
     snapshots = {}
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: snapshots.__setitem__(e.state.iteration, weights(model)))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: snapshots.__setitem__(e.state.iteration, weights(model)))
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: e.disable_learning("h1"))
     trainer.add_event_handler(Events.ITERATION_COMPLETED(once=4), lambda e: e.enable_learning())
     trainer.run(batches(6), epochs=1)
