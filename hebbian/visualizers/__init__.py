@@ -15,7 +15,7 @@ from hebbian.visualizers.activations import ActivationRecorder, activation_stati
 from hebbian.visualizers.attach import attach_visualizers
 from hebbian.visualizers.convergence import ConvergenceHistory, fixed_point_p, unit_convergence, unit_norms
 from hebbian.visualizers.grids import filter_grid, receptive_field_shape
-from hebbian.visualizers.tensorboard import (
+from hebbian.visualizers.handlers import (
     ActivationStatsHandler,
     FilterGridHandler,
     OnRankZero,

@@ -9,7 +9,7 @@ from ignite.handlers.tensorboard_logger import TensorboardLogger, WeightsHistHan
 from torch import Tensor, nn
 
 from hebbian.trainers.binding import unwrap_model
-from hebbian.visualizers.tensorboard import (
+from hebbian.visualizers.handlers import (
     ActivationStatsHandler,
     FilterGridHandler,
     InputShape,

@@ -92,3 +92,9 @@ def test_deeper_conv_layers_show_the_strongest_units_per_input_channel():
     assert torch.equal(tiles, expected)
     grid = filter_grid(weight, max_filters=4, max_channels=3)
     assert grid.shape == (3, 4 * 4 + 1, 3 * 4 + 1)  # one row per unit, one column per channel
+
+
+def test_filter_grid_leaves_the_thread_count_as_it_was():
+    before = torch.get_num_threads()
+    filter_grid(torch.randn(8, 1, 3, 3))
+    assert torch.get_num_threads() == before
