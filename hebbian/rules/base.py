@@ -78,8 +78,8 @@ class LearningRule(ABC):
             u: the layer's output (pre-activation), ``(N, *, M)`` or ``(N, M, OH, OW)``.
             labels: class indices ``(N,)``, for rules with ``info.needs_labels``.
             grad: ``dL/dW`` with the weight's shape, for rules with ``info.needs_global_grad``.
-            check_finite: raise on NaN/Inf in ``x``, ``u`` or the weight (one host sync; trainers check the
-                result instead).
+            check_finite: raise on NaN/Inf in ``x``, ``u``, the weight or ``grad`` (one host sync each; trainers
+                check the result instead).
 
         Returns:
             :math:`\\Delta W`, same shape, dtype and device as ``layer.weight``.
@@ -88,7 +88,10 @@ class LearningRule(ABC):
         view.check_shapes(x, u)
         self.check_extras(view, x, labels, grad)
         if check_finite:
-            for name, t in (("x", x), ("u", u), ("layer.weight", view.weight)):
+            checked = [("x", x), ("u", u), ("layer.weight", view.weight)]
+            if grad is not None:
+                checked.append(("grad", grad))
+            for name, t in checked:
                 if not bool(torch.isfinite(t).all()):
                     raise ValueError(f"{name} contains NaN or Inf; rule {self.info.name!r} refuses to update")
         with torch.no_grad():

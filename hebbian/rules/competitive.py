@@ -123,3 +123,9 @@ class SupervisedInstar(LearningRule):
         super().check_extras(view, x, labels, grad)
         if not view.is_conv and x.dim() != 2:
             raise ValueError(f"supervised_instar needs Linear inputs of shape (N, D), got {tuple(x.shape)}")
+        # An out-of-range index would fail inside scatter_ (a device-side assert on CUDA): check it here (one sync).
+        if labels.numel() and not bool(((labels >= 0) & (labels < view.num_neurons)).all()):
+            raise ValueError(
+                f"labels must lie in [0, {view.num_neurons}) (one output unit per class), "
+                f"got values in [{int(labels.min())}, {int(labels.max())}]"
+            )

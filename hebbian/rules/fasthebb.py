@@ -6,7 +6,7 @@ import math
 from typing import Optional
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from hebbian.rules.base import LearningRule, Statistics, check_choice, check_positive
 from hebbian.rules.competition import k_wta
@@ -58,6 +58,12 @@ class SWTA(LearningRule):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
         self.k = k
+
+    def check_layer(self, layer: nn.Module) -> LayerView:
+        view = super().check_layer(layer)
+        if self.competition == "kwta" and view.num_neurons < self.k:
+            raise ValueError(f"k={self.k} needs a layer with at least k output units, got {view.num_neurons}")
+        return view
 
     def compete(self, s: Tensor) -> Tensor:
         if self.competition == "exp":

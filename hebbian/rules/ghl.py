@@ -72,7 +72,7 @@ class GHL(LearningRule):
             return self.local.finalize(view, stats)
         if grad is None:
             raise ValueError(f"GHL (mode={self.mode!r}) needs the layer's gradient dL/dW, got grad=None")
-        direction = grad.sign()
+        direction = grad.sign().to(view.weight.dtype)  # dL/dW may come in another dtype (e.g. fp32 master grads)
         if self.mode == "sign_only":
             return -direction
         return -self.local.finalize(view, stats).abs() * direction

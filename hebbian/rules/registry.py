@@ -62,8 +62,11 @@ def register_rule(
 
     def decorator(cls: R) -> R:
         key = _normalise(name)
-        if key in _REGISTRY or key in _ALIASES:
-            raise ValueError(f"a rule named {name!r} is already registered")
+        # Check every name before registering any: an alias must not shadow (or be shadowed by) another rule.
+        keys = [key] + [_normalise(alias) for alias in aliases]
+        for given, k in zip((name,) + tuple(aliases), keys):
+            if k in _REGISTRY or k in _ALIASES or keys.count(k) > 1:
+                raise ValueError(f"a rule named {given!r} is already registered")
         info = RuleInfo(name, cls, description, supports_conv, needs_labels, needs_global_grad, stateful, aliases)
         _REGISTRY[key] = info
         for alias in aliases:
