@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import torch
 from ignite.engine import Engine, Events
 from torch import Tensor
+
+from hebbian.rules.base import check_positive
 
 #: Rules whose units converge to :math:`\sum_i |w_i|^2 = 1`.
 L2_FIXED_POINT_RULES = frozenset({"oja", "oja_subspace", "sanger", "hpca", "competitive_oja"})
@@ -31,16 +32,19 @@ def unit_norms(weight: Tensor, p: float = 2.0) -> Tensor:
     """:math:`r_k = \\sum_i |w_{ki}|^p` for every unit: ``(M, ...)`` weight -> ``(M,)``."""
     if not isinstance(weight, Tensor) or weight.dim() < 2:
         raise ValueError(f"weight must be a tensor of shape (M, ...) with at least 2 dims, got {weight!r:.60}")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
-        raise ValueError(f"p must be a positive number, got {p!r}")
+    check_positive("p", p)
     return weight.detach().flatten(1).abs().pow(p).sum(dim=1)
 
 
 def unit_convergence(weight: Tensor, p: float = 2.0, tol: float = 0.1) -> float:
     """Fraction of units whose :math:`\\sum_i |w_{ki}|^p` lies within ``tol`` of 1 (a float in [0, 1])."""
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
-    return float(((unit_norms(weight, p) - 1).abs() < tol).float().mean())
+    return converged_fraction(unit_norms(weight, p), tol)
+
+
+def converged_fraction(norms: Tensor, tol: float = 0.1) -> float:
+    """Fraction of the :func:`unit_norms` ``(M,)`` that lie within ``tol`` of 1."""
+    check_positive("tol", tol)
+    return float(((norms - 1).abs() < tol).float().mean())
 
 
 def fixed_point_p(rule: Any) -> Optional[float]:

@@ -29,14 +29,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import ignite.distributed as idist
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from ignite.handlers.base_logger import BaseHandler, BaseWeightsHandler
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor, nn
 
 from hebbian.trainers.binding import candidate_layers, unwrap_model
 from hebbian.visualizers.activations import COMPETITIVE_RULES, ActivationRecorder, summarize
-from hebbian.visualizers.convergence import convergence_targets, unit_norms
+from hebbian.rules.base import check_positive
+from hebbian.visualizers.convergence import converged_fraction, convergence_targets, unit_norms
 from hebbian.visualizers.grids import filter_grid, receptive_field_shape
 
 Whitelist = Optional[Union[Sequence[str], Callable[[str, Any], bool]]]
@@ -187,9 +188,7 @@ class UnitConvergenceHandler(BaseWeightsHandler):
         global_step_transform: Optional[StepTransform] = None,
     ) -> None:
         super().__init__(unwrap_model(model), tag, whitelist)
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-            raise ValueError(f"tol must be a positive number, got {tol!r}")
-        self.p, self.tol, self.histogram = p, float(tol), histogram
+        self.p, self.tol, self.histogram = p, check_positive("tol", tol), histogram
         self.global_step_transform = global_step_transform
         self.layers = _layer_weights(self)
 
@@ -209,7 +208,7 @@ class UnitConvergenceHandler(BaseWeightsHandler):
         for pname, p in self.targets(engine).items():
             norms = unit_norms(params[pname], p)
             layer = self.layers[pname]
-            fraction = float(((norms - 1).abs() < self.tol).float().mean())
+            fraction = converged_fraction(norms, self.tol)
             logger.writer.add_scalar(_tag(self.tag, "unit_convergence", layer), fraction, step)
             if self.histogram:
                 logger.writer.add_histogram(_tag(self.tag, "unit_norm", layer), norms.cpu().numpy(), step)

@@ -112,8 +112,8 @@ def main(argv: Optional[list] = None) -> Dict[str, float]:
         device=args.device,
     )
     print(
-        f"{args.dataset}, {args.epochs} epoch(s), batch {args.batch_size}, {args.device}: without {result['base_s']:.3f} s, "
-        f"with visualizers {result['visual_s']:.3f} s, ratio {result['ratio']:.3f}"
+        f"{args.dataset}, {args.epochs} epoch(s), batch {args.batch_size}, {args.device}: "
+        f"without {result['base_s']:.3f} s, with visualizers {result['visual_s']:.3f} s, ratio {result['ratio']:.3f}"
     )
     return result
 
