@@ -198,5 +198,11 @@ def normalize_delta(delta: Tensor, count: Optional[Tensor], mode: str) -> Tensor
     if mode == "mean":
         return delta / count.clamp_min(1)
     if mode == "max_abs":
-        return delta / (delta.abs().amax() + _TINY)
+        return delta / (max_abs(delta) + _TINY)
     return delta
+
+
+def max_abs(t: Tensor) -> Tensor:
+    """:math:`\\max_i |t_i|` as a 0-d tensor, in one pass without an ``abs`` temporary (NaN propagates)."""
+    low, high = torch.aminmax(t)
+    return torch.maximum(high, -low)

@@ -15,9 +15,15 @@ from hebbian.rules.registry import register_rule
 COMPETITIONS = ("hard", "soft")
 
 
-def competitive_oja_delta(view: LayerView, x: Tensor, u: Tensor, y: Tensor) -> Tensor:
-    """Batch sum of :math:`y_k (x - u_k w_k)`: :math:`\\sum y_k P - (\\sum y_k u_k) w_k`."""
-    return view.correlate(x, y) - view.per_neuron(view.neuron_sum(y * u)) * view.weight
+def competitive_oja_delta(view: LayerView, x: Tensor, u: Tensor, y: Tensor, *, overwrite_y: bool = False) -> Tensor:
+    """Batch sum of :math:`y_k (x - u_k w_k)`: :math:`\\sum y_k P - (\\sum y_k u_k) w_k`.
+
+    ``overwrite_y=True`` lets the product :math:`y u` be formed in ``y``'s memory (for a ``y`` the caller no longer
+    needs), so no temporary of ``u``'s size is allocated.
+    """
+    delta = view.correlate(x, y)
+    yu = y.mul_(u) if overwrite_y else y * u
+    return delta.addcmul_(view.per_neuron(view.neuron_sum(yu)), view.weight, value=-1.0)
 
 
 def instar_delta(view: LayerView, x: Tensor, y: Tensor) -> Tensor:
@@ -63,7 +69,7 @@ class CompetitiveOja(_Competitive):
         y = self.compete(u)
         if self.competition == "hard":
             y = y * u
-        return {"delta": competitive_oja_delta(view, x, u, y), "count": view.count(u)}
+        return {"delta": competitive_oja_delta(view, x, u, y, overwrite_y=True), "count": view.count(u)}
 
 
 @register_rule(

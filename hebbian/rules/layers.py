@@ -19,7 +19,8 @@ flattened into one sample axis. ``Conv2d``: ``x`` is ``(N, C, H, W)`` (unpadded,
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from contextlib import contextmanager
+from typing import Iterator, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,24 @@ from torch import Tensor, nn
 
 SUPPORTED_LAYERS: Tuple[type, ...] = (nn.Linear, nn.Conv2d)
 HebbianLayer = Union[nn.Linear, nn.Conv2d]
+
+
+@contextmanager
+def _native_cpu_convolution(device: torch.device) -> Iterator[None]:
+    """On the CPU, compute convolution weight gradients with PyTorch's native kernel instead of oneDNN's.
+
+    oneDNN first reorders ``x`` and ``y`` (NCHW) into its blocked layout, which needs about ``|x| + |y|`` extra memory
+    (34 MiB for DeepHebb's conv2 at batch 64); the native kernel unfolds one sample at a time (about 3 MiB) and is as
+    fast on the layers of DeepHebb and FastHebb (see ``docs/performance.md``).
+    """
+    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
 
 
 class LayerView:
@@ -112,9 +131,10 @@ class LayerView:
         if not self.is_conv:
             return y.t() @ x
         conv = self.layer
-        return torch.nn.grad.conv2d_weight(
-            x, self.weight.shape, y, stride=conv.stride, padding=self._conv_padding, dilation=conv.dilation
-        )
+        with _native_cpu_convolution(x.device):
+            return torch.nn.grad.conv2d_weight(
+                x, self.weight.shape, y, stride=conv.stride, padding=self._conv_padding, dilation=conv.dilation
+            )
 
     def respond(self, x: Tensor, w: Tensor) -> Tensor:
         """The layer's linear map with weight ``w`` (same shape as the layer's), no bias, on prepared ``x``."""

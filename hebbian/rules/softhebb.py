@@ -56,8 +56,8 @@ class SoftHebb(LearningRule):
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
         current = p_current(view, x, u, self.p)
-        y = anti_hebbian_losers(soft_wta(current, self.t_inv), current)
-        return {"delta": competitive_oja_delta(view, x, current, y)}
+        y = anti_hebbian_losers(soft_wta(current, self.t_inv), current, inplace=True)
+        return {"delta": competitive_oja_delta(view, x, current, y, overwrite_y=True)}
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         w = view.weight
