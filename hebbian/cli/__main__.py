@@ -1,0 +1,7 @@
+"""``python -m hebbian.cli``: the ``hebbian`` command."""
+
+import sys
+
+from hebbian.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""The sub-commands ``train``, ``evaluate``, ``visualize``, ``list`` and ``config`` (``compare`` is in its module)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict, List
+
+from hebbian.cli.config import SCHEMA, Field, dump, list_configs, load_file, resolve_config
+from hebbian.cli.main import flag_overrides
+
+
+def train(args: argparse.Namespace) -> int:
+    """``hebbian train CONFIG``: one run; prints a one-line summary and where the outputs went."""
+    from hebbian.experiment import default_run_dir, run, summary_line
+
+    cfg = resolve_config(args.config, flag_overrides(args))
+    run_dir = default_run_dir(cfg)
+    metrics = run(cfg, run_dir).metrics
+    print(summary_line(metrics))
+    print(f"run folder: {run_dir} (config.yaml, metrics.json, checkpoints/, filters.png"
+          f"{', tb/' if cfg['log']['tensorboard'] else ''})")
+    return 0
+
+
+def _run_overrides(args: argparse.Namespace) -> List[Any]:
+    from hebbian.cli.config import parse_override
+
+    pairs = [parse_override(text) for text in args.overrides]
+    for dest, key in (("data_root", "data.root"), ("device", "device"), ("probe_epochs", "probe.epochs")):
+        if getattr(args, dest, None) is not None:
+            pairs.append((key, getattr(args, dest)))
+    return pairs
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """``hebbian evaluate CHECKPOINT``: linear-probe (and network) accuracy of a saved run; writes ``evaluation.json``."""
+    from hebbian.experiment import load_run
+
+    exp, run_dir, ckpt = load_run(args.checkpoint, _run_overrides(args))
+    metrics: Dict[str, Any] = {"checkpoint": str(ckpt), "rule": exp.cfg["rule"]["name"],
+                               "dataset": exp.data.info.name, **exp.evaluate()}
+    (run_dir / "evaluation.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    shown = [f"{k.replace('_', ' ')} {100 * v:.2f}%" for k, v in metrics.items() if k.endswith("accuracy")]
+    print(f"{metrics['rule']} on {metrics['dataset']} ({ckpt}): " + " | ".join(shown))
+    return 0
+
+
+def visualize(args: argparse.Namespace) -> int:
+    """``hebbian visualize CHECKPOINT``: the filters of a saved run's Hebbian layer as a PNG."""
+    from pathlib import Path
+
+    from hebbian.cli.errors import UsageError
+    from hebbian.experiment import load_run, prepare_run_dir
+    from hebbian.visualizers import plot_filters, save_figure
+
+    if args.max_filters < 1:
+        raise UsageError(f"--max-filters must be a positive integer, got {args.max_filters}")
+    exp, run_dir, ckpt = load_run(args.checkpoint, [("probe.epochs", 0)])
+    layer = args.layer or exp.layers[0]
+    modules = dict(exp.model.named_modules())
+    if layer not in modules or not hasattr(modules[layer], "weight"):
+        raise UsageError(f"--layer {layer!r} is not a layer with weights; Hebbian layers: {', '.join(exp.layers)}")
+    output = Path(args.output) if args.output else run_dir / "filters.png"
+    prepare_run_dir(output.parent)
+    weight = modules[layer].weight.detach().cpu()
+    input_shape = exp.data.input_shape if weight.dim() == 2 and layer == exp.layers[0] else None
+    fig, _ = plot_filters(weight, input_shape, args.max_filters, title=f"{exp.cfg['rule']['name']}: {layer}")
+    save_figure(fig, output)
+    print(f"filters of {layer} ({tuple(weight.shape)}) from {ckpt} -> {output}")
+    return 0
+
+
+def _keys(schema: Dict[str, Any], prefix: str = "") -> List[str]:
+    lines = []
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            lines += _keys(spec, f"{prefix}{key}.")
+        elif isinstance(spec, Field):
+            default = json.dumps(spec.default) if not isinstance(spec.default, str) else spec.default
+            lines.append(f"  {prefix + key:<24} {spec.help} [default: {default}]")
+    return lines
+
+
+def list_(args: argparse.Namespace) -> int:
+    """``hebbian list [rules|models|datasets|configs|keys]``."""
+    from hebbian.data import get_dataset_info, list_datasets
+    from hebbian.models import get_model_info, list_models
+    from hebbian.rules import rule_infos
+
+    what = args.what
+    sections = []
+    if what in ("all", "rules"):
+        lines = [f"  {i.name:<18} {i.description}" for i in rule_infos()]
+        lines += ["  backprop           baseline: the whole network trained end to end by backprop",
+                  "  random             baseline: no training (random features)"]
+        sections.append(("rules", lines))
+    if what in ("all", "models"):
+        sections.append(("models", [f"  {n:<18} {get_model_info(n).description}" for n in list_models()]))
+    if what in ("all", "datasets"):
+        lines = []
+        for n in list_datasets():
+            info = get_dataset_info(n)
+            lines.append(f"  {n:<18} {info.channels}x{info.size}x{info.size}, {info.num_classes} classes, "
+                         f"{info.source}")
+        sections.append(("datasets", lines))
+    if what in ("all", "configs"):
+        lines = []
+        for n in list_configs():
+            description = load_file(n).get("description") or ""
+            lines.append(f"  {n:<28} {' '.join(str(description).split())}")
+        sections.append(("configs (hebbian train NAME / hebbian compare NAME)", lines))
+    if what == "keys":
+        sections.append(("config keys (--set KEY=VALUE)", _keys(SCHEMA)))
+    for title, lines in sections:
+        print(f"{title}:")
+        print("\n".join(lines))
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    """``hebbian config [CONFIG] [overrides]``: print the resolved config."""
+    print(dump(resolve_config(args.config, flag_overrides(args))), end="")
+    return 0

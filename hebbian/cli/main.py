@@ -1,0 +1,143 @@
+"""The ``hebbian`` command: argument parsing, dispatch, and one-line errors.
+
+A config file's values are the defaults; ``--set key.sub=value`` and the dedicated flags (``--epochs``, ``--rule``,
+``--dataset``, ...) override them, in the manner of timm's ``train.py``. Usage errors (bad config key or value, unknown
+rule, missing dataset, unwritable output folder) print ``hebbian: error: ...`` and exit with code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, List, Optional, Sequence, Tuple
+
+from hebbian.cli.errors import EXIT_USAGE, UsageError
+
+#: Dedicated flags and the config keys they set: (flag, dest, key, type, help).
+FLAGS: Tuple[Tuple[str, str, str, Any, str], ...] = (
+    ("--epochs", "epochs", "train.epochs", int, "training epochs"),
+    ("--dataset", "dataset", "data.name", str, "dataset: digits (bundled), mnist, fashion-mnist, cifar10, cifar100"),
+    ("--data-root", "data_root", "data.root", str, "folder holding the datasets (default $HEBBIAN_DATA_ROOT, "
+     "../shared/datasets, ./data)"),
+    ("--model", "model", "model.name", str, "architecture (hebbian list models)"),
+    ("--width", "width", "model.width", float, "width multiplier of the hidden layers"),
+    ("--batch-size", "batch_size", "data.batch_size", int, "training batch size"),
+    ("--lr", "lr", "train.lr", float, "learning rate"),
+    ("--probe-epochs", "probe_epochs", "probe.epochs", int, "epochs of the linear-probe readout"),
+    ("--train-limit", "train_limit", "data.train_limit", int, "use only the first N training images"),
+    ("--test-limit", "test_limit", "data.test_limit", int, "use only the first N test images"),
+    ("--device", "device", "device", str, "auto (default), cpu, cuda, cuda:N"),
+    ("--seed", "seed", "seed", int, "seed of the initial weights and the data order"),
+    ("--out", "out", "out", str, "run folder (default runs/NAME-TIMESTAMP)"),
+)
+
+
+def _add_run_flags(parser: argparse.ArgumentParser, *, rule_flag: bool) -> None:
+    group = parser.add_argument_group("overrides (a config's values are the defaults)")
+    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any config key, e.g. --set train.lr=0.02 --set rule.params.p=3 (repeatable)")
+    if rule_flag:
+        group.add_argument("--rule", dest="rule", help="learning rule (hebbian list rules), backprop or random")
+    for flag, dest, _, typ, help_ in FLAGS:
+        group.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
+    group.add_argument("--download", action="store_true", default=None,
+                       help="let torchvision download a missing dataset (needs internet)")
+    group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                       help="no progress bar")
+    group.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None,
+                       help="no TensorBoard logs")
+
+
+def flag_overrides(args: argparse.Namespace) -> List[Tuple[str, Any]]:
+    """The ``--set`` overrides, then the dedicated flags that were given, as ``(key, value)`` pairs in that order."""
+    from hebbian.cli.config import parse_override
+
+    pairs = [parse_override(text) for text in getattr(args, "overrides", [])]
+    for _, dest, key, _, _ in FLAGS:
+        if getattr(args, dest, None) is not None:
+            pairs.append((key, getattr(args, dest)))
+    extra = {"rule": "rule.name", "download": "data.download", "progress": "log.progress",
+             "tensorboard": "log.tensorboard"}
+    for dest, key in extra.items():
+        if getattr(args, dest, None) is not None:
+            pairs.append((key, getattr(args, dest)))
+    return pairs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hebbian`` argument parser with its sub-commands."""
+    from hebbian import __version__
+    from hebbian.cli import commands, compare
+
+    parser = argparse.ArgumentParser(
+        prog="hebbian",
+        description="Train, compare, evaluate and visualize Hebbian learning rules (PyTorch + Ignite).",
+        epilog="Run 'hebbian compare' for the default job: every rule on the bundled digits data, a few minutes on "
+               "a CPU. Configs: 'hebbian list configs'.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train one model with one rule, then a linear probe",
+                       description="One run: progress bar, TensorBoard logs, checkpoints, final linear-probe "
+                                   "accuracy. Writes RUN/config.yaml, RUN/metrics.json, RUN/checkpoints/, RUN/tb/.")
+    p.add_argument("config", help="config file or packaged config name (hebbian list configs)")
+    _add_run_flags(p, rule_flag=True)
+    p.set_defaults(func=commands.train)
+
+    p = sub.add_parser("compare", help="several rules + backprop + random weights on the same data",
+                       description="Runs each method with the same seed and data order; writes results.csv, "
+                                   "results.md, comparison.png and per-method TensorBoard logs.")
+    p.add_argument("config", nargs="?", default="compare_digits",
+                   help="config file or packaged name (default: compare_digits, the bundled digits data)")
+    p.add_argument("--rules", type=lambda s: [r.strip() for r in s.split(",") if r.strip()], default=None,
+                   help="comma-separated methods, e.g. oja,krotov,softhebb,ghl,backprop,random "
+                        "(default: the config's compare.rules)")
+    _add_run_flags(p, rule_flag=False)
+    p.set_defaults(func=compare.compare)
+
+    p = sub.add_parser("evaluate", help="linear-probe (and network) test accuracy of a saved run")
+    p.add_argument("checkpoint", help="a run folder or a checkpoint file inside RUN/checkpoints")
+    p.add_argument("--data-root", dest="data_root", default=None, help="folder holding the datasets")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--probe-epochs", dest="probe_epochs", type=int, default=None, help="readout epochs")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the run's config (e.g. probe.lr=0.01)")
+    p.set_defaults(func=commands.evaluate)
+
+    p = sub.add_parser("visualize", help="plot the learned filters of a saved run to a PNG")
+    p.add_argument("checkpoint", help="a run folder or a checkpoint file inside RUN/checkpoints")
+    p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/filters.png)")
+    p.add_argument("--layer", default=None, help="layer name (default: the first Hebbian layer)")
+    p.add_argument("--max-filters", type=int, default=64, help="at most this many filters")
+    p.set_defaults(func=commands.visualize)
+
+    p = sub.add_parser("list", help="registered rules, models, datasets, packaged configs or config keys")
+    p.add_argument("what", nargs="?", default="all", choices=("all", "rules", "models", "datasets", "configs", "keys"))
+    p.set_defaults(func=commands.list_)
+
+    p = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
+    p.add_argument("config", nargs="?", default=None, help="config file or packaged name (default: the defaults)")
+    _add_run_flags(p, rule_flag=True)
+    p.set_defaults(func=commands.show_config)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``hebbian`` console script; returns the exit code (0 ok, 2 usage error)."""
+    from hebbian.data import DatasetNotFoundError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exit_:  # argparse: --help, --version, or a usage error (code 2)
+        return int(exit_.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, DatasetNotFoundError) as err:
+        message = " ".join(str(err).split())
+        print(f"hebbian: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hebbian: interrupted", file=sys.stderr)
+        return 130
