@@ -10,7 +10,7 @@ import torch
 from ignite.engine import Events
 from ignite.handlers import TensorboardLogger
 from ignite.handlers.tensorboard_logger import WeightsHistHandler
-from viz_helpers import EPOCHS, EVERY_ITERS, conv_model, digits_loader, fc_model
+from viz_helpers import EPOCH_LENGTH, EPOCHS, EVERY_ITERS, conv_model, digits_loader, fc_model
 
 from hebbian.data import load_dataset
 from hebbian.optim import Local
@@ -31,6 +31,15 @@ def tb_runs(tmp_path_factory) -> Dict[str, object]:
     """Logdir with runs ``fc`` (Krotov, every handler attached by hand) and ``conv`` (SoftHebb, attach_visualizers
     with a probe batch). Returns the logdir, the trained models and their trainers."""
     logdir: Path = tmp_path_factory.mktemp("tb")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convs: several OpenMP threads on a busy 2-core machine are ~100x slower
+    try:
+        return _train_and_log(logdir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_log(logdir: Path) -> Dict[str, object]:
     torch.manual_seed(0)
 
     fc = fc_model()
@@ -45,7 +54,7 @@ def tb_runs(tmp_path_factory) -> Dict[str, object]:
     activations = ActivationStatsHandler(fc, whitelist=["1"])
     fc_trainer.add_event_handler(Events.ITERATION_STARTED(every=EVERY_ITERS), activations.arm)
     fc_logger.attach(fc_trainer, activations, event_name=iteration)
-    fc_trainer.run(digits_loader(), epochs=EPOCHS)
+    fc_trainer.run(digits_loader(), epochs=EPOCHS, epoch_length=EPOCH_LENGTH)
     fc_logger.close()
 
     conv = conv_model()
@@ -53,7 +62,7 @@ def tb_runs(tmp_path_factory) -> Dict[str, object]:
     conv_logger = TensorboardLogger(log_dir=str(logdir / "conv"))
     probe = load_dataset("digits", limit=128).tensors
     handlers = attach_visualizers(conv_logger, conv_trainer, every_iters=EVERY_ITERS, probe=probe)
-    conv_trainer.run(digits_loader(), epochs=EPOCHS)
+    conv_trainer.run(digits_loader(), epochs=EPOCHS, epoch_length=EPOCH_LENGTH)
     conv_logger.close()
     return {
         "logdir": logdir, "fc": fc, "fc_trainer": fc_trainer, "conv": conv, "conv_trainer": conv_trainer,

@@ -12,7 +12,7 @@ from hebbian.optim import Local
 from hebbian.visualizers import ConvergenceHistory, fixed_point_p, unit_convergence, unit_norms
 from hebbian.visualizers.convergence import convergence_targets
 
-from viz_helpers import EPOCHS, digits_loader, fc_model
+from viz_helpers import EPOCH_LENGTH, EPOCHS, digits_loader, fc_model
 
 
 def test_unit_convergence_hand_computed():
@@ -57,7 +57,7 @@ def test_convergence_history_records_every_epoch_and_plots():
     model = fc_model()
     trainer = HebbianTrainer(model, create("krotov", p=3.0), Local(model.named_parameters(), lr=0.02))
     history = ConvergenceHistory(trainer).attach(trainer)
-    trainer.run(digits_loader(), epochs=EPOCHS)
+    trainer.run(digits_loader(), epochs=EPOCHS, epoch_length=EPOCH_LENGTH)
     assert list(history.history) == ["1"]
     assert len(history.history["1"]) == EPOCHS
     assert history.history["1"][-1] == unit_convergence(model[1].weight, 3.0)

@@ -13,9 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hebbian.visualizers import unit_convergence, unit_norms
 
-from viz_helpers import BATCH, EPOCHS, EVERY_ITERS
+from viz_helpers import EPOCH_LENGTH, EPOCHS, EVERY_ITERS
 
-ITERS = EPOCHS * math.ceil(1442 / BATCH)  # digits: 1442 training images
+ITERS = EPOCHS * EPOCH_LENGTH
 
 
 def _events(tb_runs, run: str) -> EventAccumulator:

@@ -8,6 +8,7 @@ from torch import nn
 from hebbian.data import in_memory_loader, load_dataset
 
 EPOCHS = 2
+EPOCH_LENGTH = 10  # iterations per epoch (digits has 23 batches of 64)
 EVERY_ITERS = 5
 BATCH = 64
 
