@@ -1,0 +1,72 @@
+"""GHL step against the plain backprop step, same model and batch (random CIFAR-shaped inputs, batch 64).
+
+* **ghl**: :class:`~hebbian.trainers.GHLTrainer` with the model's GHL recipe (``model.default_rules()``, SGD on
+  :func:`~hebbian.trainers.ghl.ghl_param_groups`): forward with capture, the Hebbian statistics of every conv
+  layer, backward, sign combination, step.
+* **backprop**: Ignite's ``create_supervised_trainer`` with the same optimizer groups and cross-entropy.
+
+Both engines run ``steps`` iterations over the same batch per repetition (Ignite overhead included for both).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable, Dict, List, Tuple
+
+import torch
+from ignite.engine import Engine, create_supervised_trainer
+from torch import nn
+
+from benchmarks.report import Config, Row, time_row
+from benchmarks.timing import interleaved
+from hebbian.models import create_model
+from hebbian.trainers.ghl import GHLTrainer, ghl_param_groups
+
+#: model name -> (create_model kwargs, (lr_conv, wd_conv, lr)) as in GHL's README
+MODELS: Dict[str, Tuple[dict, Tuple[float, float, float]]] = {
+    "deephebb": ({"variant": "ghl"}, (1e-2, 5e-2, 5e-3)),
+    "fasthebb": ({}, (5e-2, 1e-2, 1e-4)),
+}
+
+
+def _optimizer(model: nn.Module, names: List[str], rates: Tuple[float, float, float]) -> torch.optim.Optimizer:
+    lr_conv, wd_conv, lr = rates
+    return torch.optim.SGD(ghl_param_groups(model, names, lr_conv, wd_conv, lr), lr=lr, momentum=0.0)
+
+
+def engines(name: str, width: float, device: torch.device) -> Tuple[Engine, Engine]:
+    """(GHL trainer, backprop trainer) on two copies of the same freshly initialised model."""
+    kwargs, rates = MODELS[name]
+    torch.manual_seed(0)
+    model = create_model(name, in_channels=3, input_size=32, width=width, **kwargs).to(device)
+    bp_model = copy.deepcopy(model)
+    rules = model.default_rules()
+    names = list(rules)
+    ghl = GHLTrainer(model, rules, _optimizer(model, names, rates), device=device)
+    bp = create_supervised_trainer(bp_model, _optimizer(bp_model, names, rates), nn.CrossEntropyLoss(), device=device)
+    return ghl, bp
+
+
+def batches(steps: int, batch_size: int, device: torch.device) -> list:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
+    return [(x, y)] * steps
+
+
+def runner(engine: Engine, data: list) -> Callable[[], None]:
+    return lambda: engine.run(data, max_epochs=1)
+
+
+def run(cfg: Config) -> List[Row]:
+    width = 0.05 if cfg.quick else 1.0
+    batch = 8 if cfg.quick else 64
+    steps = 20 if cfg.is_cuda else 1
+    data = batches(steps, batch, cfg.device)
+    rows = []
+    for name in MODELS:
+        ghl, bp = engines(name, width, cfg.device)
+        t = interleaved({"ghl": runner(ghl, data), "backprop": runner(bp, data)}, cfg.device, reps=cfg.reps)
+        what = f"width {width}, batch {batch}, 32x32 random, {steps} step(s) per repetition"
+        rows.append(time_row(f"GHL step vs backprop ({name})", t, "ghl", "backprop", 1.3, what))
+    return rows

@@ -1,0 +1,155 @@
+"""Krotov-Hopfield on MNIST (784 -> 2000, batch 1024): one epoch of our trainer against a dense loop and the floor.
+
+* **ours**: :class:`~hebbian.trainers.HebbianTrainer` on ``create_model("krotov_fc")`` with ``create("krotov")``
+  (p = 2, k = 2, delta = 0.4, pytorch-hebbian's ``KrotovsRule()`` defaults) and :class:`~hebbian.optim.Local`
+  (lr 0.01), fed by :func:`~hebbian.data.in_memory_loader` (shuffled): data handling, Ignite engine and NaN guard
+  included.
+* **dense**: the straightforward minibatch implementation of the numpy notebook / pytorch-hebbian, written here
+  over contiguous slices of the pre-loaded tensor (no shuffling, no engine: favourable to it): a dense activation
+  matrix ``g`` (B x M) and the update ``g.T @ x``.
+* **floor**: only the epoch's forward products ``x @ W.T`` over the same slices.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+from benchmarks.report import Config, Row, time_row
+from benchmarks.timing import interleaved
+from hebbian.data import DatasetNotFoundError, in_memory_loader, load_dataset
+from hebbian.models import create_model
+from hebbian.optim import Local
+from hebbian.rules import create
+from hebbian.trainers import HebbianTrainer
+
+MNIST_SHAPE = (60000, 1, 28, 28)
+K, DELTA, LR, PREC = 2, 0.4, 0.01, 1e-30
+
+
+def mnist_or_random(cfg: Config, samples: Optional[int] = None) -> TensorDataset:
+    """MNIST's 60,000 training images on ``cfg.device`` (or the first ``samples``); random data of that shape if absent.
+
+    The quick mode always uses random data (no disk access). A fallback is recorded in ``cfg.notes``.
+    """
+    n = samples or MNIST_SHAPE[0]
+    dataset = None
+    if not cfg.quick:
+        try:
+            dataset = load_dataset("mnist", root=cfg.data_root, limit=n)
+        except (DatasetNotFoundError, OSError, RuntimeError) as err:
+            cfg.notes.append(f"MNIST not found ({type(err).__name__}); Krotov rows use random data of MNIST's shape")
+    if dataset is None:
+        g = torch.Generator().manual_seed(0)
+        dataset = TensorDataset(torch.rand((n,) + MNIST_SHAPE[1:], generator=g), torch.randint(0, 10, (n,), generator=g))
+    return TensorDataset(*(t.to(cfg.device) for t in dataset.tensors))
+
+
+def make_trainer(dataset: TensorDataset, hidden: int, device: torch.device) -> HebbianTrainer:
+    """pytorch-hebbian's ``hebbian_simple.py`` set-up: Linear(784 -> hidden, no bias) -> RePU -> readout, KrotovsRule()."""
+    torch.manual_seed(0)
+    model = create_model("krotov_fc", hidden=hidden).to(device)
+    rule = create("krotov", p=2.0, k=K, delta=DELTA)
+    return HebbianTrainer(model, rule, Local(model.named_parameters(), lr=LR), device=device)
+
+
+def trainer_epoch(dataset: TensorDataset, hidden: int, batch_size: int, device: torch.device) -> Callable[[], None]:
+    """One epoch of our trainer with its default data path (shuffled in-memory loader)."""
+    trainer = make_trainer(dataset, hidden, device)
+    loader = in_memory_loader(dataset, batch_size)
+    return lambda: trainer.run(loader, epochs=1)
+
+
+def dense_step(x: Tensor, w: Tensor, k: int = K, delta: float = DELTA) -> Tensor:
+    """The dense minibatch Krotov update (numpy notebook / pytorch-hebbian, p = 2) of ``w`` for ``x`` (B, D)."""
+    u = x @ w.t()
+    top = u.topk(k, dim=1).indices
+    g = torch.zeros_like(u)
+    g.scatter_(1, top[:, :1], 1.0)
+    g.scatter_(1, top[:, k - 1 : k], -delta)
+    ds = g.t() @ x - (g * u).sum(0).unsqueeze(1) * w
+    return ds / ds.abs().amax().clamp_min(PREC)
+
+
+def flat_inputs(dataset: TensorDataset) -> Tensor:
+    return dataset.tensors[0].reshape(len(dataset), -1)
+
+
+def dense_epoch(dataset: TensorDataset, hidden: int, batch_size: int, device: torch.device) -> Callable[[], None]:
+    x_all = flat_inputs(dataset)
+    w = make_trainer(dataset, hidden, device).model.linear1.weight.detach().clone()
+
+    def run() -> None:
+        for start in range(0, x_all.shape[0], batch_size):
+            w.add_(dense_step(x_all[start : start + batch_size], w), alpha=LR)
+
+    return run
+
+
+def floor_epoch(dataset: TensorDataset, hidden: int, batch_size: int, device: torch.device) -> Callable[[], None]:
+    x_all = flat_inputs(dataset)
+    w = make_trainer(dataset, hidden, device).model.linear1.weight.detach().clone()
+
+    def run() -> None:
+        for start in range(0, x_all.shape[0], batch_size):
+            x_all[start : start + batch_size] @ w.t()
+
+    return run
+
+
+def check_same_update(dataset: TensorDataset, hidden: int, device: torch.device) -> None:
+    """The benchmark's dense loop and our rule must compute the same update (else the comparison is meaningless)."""
+    trainer = make_trainer(dataset, hidden, device)
+    layer, rule = trainer.model.linear1, trainer.bindings[0].rule
+    x = flat_inputs(dataset)[:256]
+    with torch.no_grad():
+        ours = rule.update(layer, x, layer(x))
+        theirs = dense_step(x, layer.weight.detach())
+    if not torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5):
+        raise AssertionError(f"dense reference and krotov rule disagree: max diff {(ours - theirs).abs().max():.3g}")
+
+
+def loader_epoch(loader: DataLoader) -> Callable[[], None]:
+    def run() -> None:
+        for _ in loader:
+            pass
+
+    return run
+
+
+def sizes(cfg: Config) -> Tuple[int, int, int]:
+    """(samples, hidden units, batch size): MNIST's full epoch, or tiny ones in quick mode."""
+    return (2048, 64, 256) if cfg.quick else (MNIST_SHAPE[0], 2000, 1024)
+
+
+def run(cfg: Config) -> List[Row]:
+    samples, hidden, batch = sizes(cfg)
+    dataset = mnist_or_random(cfg, samples)
+    check_same_update(dataset, hidden, cfg.device)
+    variants = {
+        "ours": trainer_epoch(dataset, hidden, batch, cfg.device),
+        "dense": dense_epoch(dataset, hidden, batch, cfg.device),
+        "floor": floor_epoch(dataset, hidden, batch, cfg.device),
+    }
+    t = interleaved(variants, cfg.device, reps=cfg.reps)
+    what = f"{samples} x 784 -> {hidden}, batch {batch}"
+    rows = [
+        time_row("Krotov FC epoch vs dense", t, "ours", "dense", 0.5, what),
+        time_row("Krotov FC epoch vs floor", t, "ours", "floor", 1.5, "floor = forward products x @ W.T only"),
+    ]
+    if cfg.is_cuda:
+        rows.append(time_row("Krotov FC epoch (GPU-resident data)", t, "ours", None, 0.1, what))
+    old = DataLoader(dataset, batch_size=None, sampler=BatchSampler(RandomSampler(dataset), batch, False))
+    lt = interleaved(
+        {"in_memory_loader": loader_epoch(in_memory_loader(dataset, batch)), "list sampler": loader_epoch(old)},
+        cfg.device, reps=cfg.reps,
+    )
+    rows.append(time_row("in_memory_loader epoch", lt, "in_memory_loader", None, 0.1, "shuffled, batches of " + str(batch)))
+    rows.append(time_row(
+        "in_memory_loader vs list sampler", lt, "in_memory_loader", "list sampler", None,
+        "DataLoader(TensorDataset, sampler=BatchSampler(RandomSampler)), the previous default",
+    ))
+    return rows

@@ -1,0 +1,78 @@
+"""Smoke run of the benchmark code paths at minimal sizes. No wall-clock assertions: only that every path runs, the
+baselines compute what they claim (they are checked against the library inside the run), and the table is written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import conv, krotov  # noqa: E402
+from benchmarks.report import Config, Row, format_table  # noqa: E402
+from benchmarks.timing import interleaved, peak_rss_delta  # noqa: E402
+
+EXPECTED_ROWS = [
+    "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
+    "Conv SoftHebb update peak memory", "GHL step vs backprop (deephebb)", "GHL step vs backprop (fasthebb)",
+    "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
+]
+
+
+def test_quick_run_prints_and_writes_the_table(tmp_path):
+    out = tmp_path / "table.md"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--quick", "--threads", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in EXPECTED_ROWS:
+        assert name in done.stdout
+    table = out.read_text()
+    assert "Machine:" in table and "| benchmark |" in table
+    ratios = [float(r) for r in re.findall(r"\| ([0-9.]+)x \|", table)]
+    assert len(ratios) >= len(EXPECTED_ROWS) - 1  # the loader's absolute row has no ratio
+    assert all(r > 0 for r in ratios)
+
+
+def test_interleaved_rotates_the_order_and_times_every_variant():
+    calls = []
+    t = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, torch.device("cpu"), reps=3,
+                    warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert len(t.runs["a"]) == len(t.runs["b"]) == 3 and t.median("a") >= 0
+
+
+def test_rows_judge_their_targets():
+    assert Row("x", 1.0, 4.0, "base", target=0.5).met is True
+    assert Row("x", 3.0, 4.0, "base", target=0.5).met is False
+    assert Row("x", 0.05, target=0.1, kind="absolute").met is True
+    text = format_table([Row("mem", 2.0 * 2**20, 8.0 * 2**20, "unfold", 0.25, kind="memory")], markdown=True)
+    assert "2.0 MiB" in text and "0.25x" in text and "yes" in text
+
+
+def test_dense_reference_matches_the_rule_and_a_wrong_one_is_caught(monkeypatch):
+    cfg = Config(torch.device("cpu"), quick=True, reps=1)
+    data = krotov.mnist_or_random(cfg, 512)
+    krotov.check_same_update(data, 32, cfg.device)
+    monkeypatch.setattr(krotov, "dense_step", lambda x, w: torch.zeros_like(w))
+    with pytest.raises(AssertionError, match="disagree"):
+        krotov.check_same_update(data, 32, cfg.device)
+
+
+def test_unfold_reference_equals_the_softhebb_rule():
+    layer, x, u = conv.setup(True, torch.device("cpu"))
+    torch.testing.assert_close(conv.ours(layer, x, u), conv.unfold_update(layer, x, u), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_peak_rss_delta_sees_an_allocation():
+    grown = peak_rss_delta("t = torch.ones(16 * 2**20 // 4)", "import torch")
+    assert 15 * 2**20 <= grown <= 40 * 2**20
