@@ -25,3 +25,14 @@ def device_params() -> list:
 def device(request) -> torch.device:
     """Every available device: ``cpu`` always, ``cuda`` when a GPU is present."""
     return torch.device(request.param)
+
+
+@pytest.fixture
+def single_thread():
+    """Run the test with one torch thread (restored afterwards): small tensors gain nothing from threads, and on a
+    shared 2-core machine thread contention costs several times the work. Use with
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "pytorch_hebbian_listing.py"
@@ -15,17 +14,13 @@ MNIST_ROOT = ROOT.parent / "shared" / "datasets"
 
 
 @pytest.mark.data
+@pytest.mark.usefixtures("single_thread")
 def test_listings_run_as_a_script(monkeypatch, capsys):
     if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
         pytest.skip(f"MNIST is not under {MNIST_ROOT} (torchvision layout MNIST/raw); the example never downloads")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     argv = [str(SCRIPT), "--data-root", str(MNIST_ROOT), "--limit", "1000", "--epochs", "1", "--probe-epochs", "5"]
     monkeypatch.setattr(sys, "argv", argv)
-    try:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    finally:
-        torch.set_num_threads(threads)
+    runpy.run_path(str(SCRIPT), run_name="__main__")
     out = capsys.readouterr().out
     assert "listing 2 (untrained readout): accuracy" in out
     probe = float(out.split("test accuracy")[-1].strip())

@@ -6,9 +6,6 @@
 Linear(in_features=77, out_features=10, bias=True)
 """
 
-from hebbian.models import deephebb as _deephebb  # noqa: F401  (registers the networks)
-from hebbian.models import fasthebb as _fasthebb  # noqa: F401
-from hebbian.models import krotov as _krotov  # noqa: F401
 from hebbian.models.builder import SequentialBuilder
 from hebbian.models.deephebb import deephebb
 from hebbian.models.fasthebb import fasthebb

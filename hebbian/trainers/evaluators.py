@@ -275,7 +275,9 @@ class LinearProbeEvaluator(Engine):
         self.state_dict_user_keys.extend(["best_score", "best_metrics"])
 
     # ------------------------------------------------------------------ public API
-    def run(self, train_loader: Iterable, test_loader: Optional[Iterable] = None) -> Dict[str, float]:  # type: ignore[override]
+    def run(  # type: ignore[override]
+        self, train_loader: Iterable, test_loader: Optional[Iterable] = None
+    ) -> Dict[str, float]:
         """Evaluate once; returns ``{"train_accuracy", "train_loss"[, "test_accuracy", "test_loss"]}``."""
         super().run([(train_loader, test_loader)], max_epochs=1)
         return dict(self.state.metrics)
@@ -374,7 +376,7 @@ class LinearProbeEvaluator(Engine):
 
     def _monitor(self, trainer: Engine, readout: nn.Module, optimizer: torch.optim.Optimizer, data: Iterable
                  ) -> Dict[str, Any]:
-        """Per-epoch validation accuracy drives early stopping / ReduceLROnPlateau; returns the best readout's holder."""
+        """Per-epoch validation accuracy drives early stopping / ReduceLROnPlateau; returns the best readout holder."""
         validator = SupervisedEvaluator(readout, None, self.device)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: validator.run(data))
         best: Dict[str, Any] = {"accuracy": -1.0, "state": None}

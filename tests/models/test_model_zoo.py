@@ -21,6 +21,8 @@ from hebbian.rules import GHL, Krotov, LayerView, SoftHebb
 from hebbian.rules.krotov import p_current
 from hebbian.trainers import HebbianTrainer
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 NAMES = ["deephebb", "fasthebb", "hebbian_conv", "krotov_fc"]
 
 

@@ -34,12 +34,7 @@ from hebbian.trainers import (
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def dataset(name: str, n_train: int = 0, n_test: int = 0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -26,14 +27,7 @@ from hebbian.trainers import (
 )
 
 torchvision = pytest.importorskip("torchvision")
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def small_net(seed: int = 0) -> nn.Sequential:
@@ -70,69 +64,61 @@ def weights(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("t_inv", [1.0, 0.25])
-def test_ghl_step_is_lr_times_dhat_magnitude_against_the_backprop_sign(t_inv):
+def one_step(spec, reference_rules, lr_conv=0.1, wd_conv=0.0, lr=0.05):
+    """One GHLTrainer step of ``small_net`` on a batch, with the independent reference of the same step."""
     model = small_net()
     x, y = batch()
-    names = ["0", "3"]
-    rules = {n: GHL(t_inv=t_inv) for n in names}
-    grads, dhat = reference_step(model, x, y, names, rules)
-    lr_conv, lr = 0.1, 0.05
-    optimizer = torch.optim.SGD(ghl_param_groups(model, names, lr_conv, 0.0, lr), lr=lr, momentum=0.0)
+    names = list(reference_rules)
+    grads, dhat = reference_step(model, x, y, names, reference_rules)
+    optimizer = torch.optim.SGD(ghl_param_groups(model, names, lr_conv, wd_conv, lr), lr=lr, momentum=0.0)
     before = weights(model)
-    trainer = GHLTrainer(model, rules, optimizer)
+    trainer = GHLTrainer(model, spec, optimizer)
+    fired = []
+    trainer.add_event_handler(HebbianEvents.LAYER_UPDATED, lambda e: fired.append(e.state.layer_name))
     trainer.run([(x, y)], max_epochs=1)
-    after = weights(model)
-    for n in names:
-        step, g, d = after[f"{n}.weight"] - before[f"{n}.weight"], grads[f"{n}.weight"], dhat[n]
+    steps = {n: w - before[n] for n, w in weights(model).items()}
+    return SimpleNamespace(trainer=trainer, steps=steps, before=before, grads=grads, dhat=dhat, fired=fired)
+
+
+@pytest.mark.parametrize("t_inv", [1.0, 0.25])
+def test_ghl_step_is_lr_times_dhat_magnitude_against_the_backprop_sign(t_inv):
+    rules = {n: GHL(t_inv=t_inv) for n in ("0", "3")}
+    lr_conv, lr = 0.1, 0.05
+    r = one_step(rules, rules, lr_conv, 0.0, lr)
+    for n in rules:
+        step, g, d = r.steps[f"{n}.weight"], r.grads[f"{n}.weight"], r.dhat[n]
         assert torch.allclose(step, -lr_conv * d.abs() * g.sign(), atol=1e-7)
         live = (d.abs() > 0) & (g != 0)
         assert live.float().mean() > 0.9
         assert torch.equal(step.sign()[live], -g.sign()[live])
         assert torch.allclose(step.abs()[live], lr_conv * d.abs()[live], atol=1e-7)
         assert step.abs().max().item() == pytest.approx(lr_conv, rel=1e-5)  # max |Dhat| = 1
-        assert torch.allclose(trainer.state.hebbian_updates[n], -d.abs() * g.sign(), atol=1e-7)
+        assert torch.allclose(r.trainer.state.hebbian_updates[n], -d.abs() * g.sign(), atol=1e-7)
     for n in ("2.weight", "2.bias", "6.weight", "6.bias", "8.weight", "8.bias"):  # BN, hidden FC, head: plain BP
-        assert torch.allclose(after[n] - before[n], -lr * grads[n], atol=1e-7), n
-    assert trainer.state.layer_updates == 2
+        assert torch.allclose(r.steps[n], -lr * r.grads[n], atol=1e-7), n
+    assert r.trainer.state.layer_updates == 2
 
 
 def test_ghl_default_selection_weight_decay_and_events():
-    model = small_net()
-    x, y = batch()
-    names = select_hebbian_layers(model)
-    assert names == ["0", "3"]
-    grads, dhat = reference_step(model, x, y, names, {n: GHL() for n in names})
-    optimizer = torch.optim.SGD(ghl_param_groups(model, names, 0.1, 0.5, 0.05), lr=0.05)
-    before = weights(model)
-    trainer = GHLTrainer(model, "ghl", optimizer)
-    fired = []
-    trainer.add_event_handler(HebbianEvents.LAYER_UPDATED, lambda e: fired.append(e.state.layer_name))
-    trainer.run([(x, y)], max_epochs=1)
-    assert fired == ["0", "3"]
-    w0 = before["0.weight"]
-    expected = -0.1 * (dhat["0"].abs() * grads["0.weight"].sign() + 0.5 * w0)  # coupled L2 in group A only
-    assert torch.allclose(weights(model)["0.weight"] - w0, expected, atol=1e-7)
-    assert torch.allclose(weights(model)["8.weight"] - before["8.weight"], -0.05 * grads["8.weight"], atol=1e-7)
+    assert select_hebbian_layers(small_net()) == ["0", "3"]
+    r = one_step("ghl", {n: GHL() for n in ("0", "3")}, lr_conv=0.1, wd_conv=0.5, lr=0.05)
+    assert r.fired == ["0", "3"]
+    w0 = r.before["0.weight"]
+    expected = -0.1 * (r.dhat["0"].abs() * r.grads["0.weight"].sign() + 0.5 * w0)  # coupled L2 in group A only
+    assert torch.allclose(r.steps["0.weight"], expected, atol=1e-7)
+    assert torch.allclose(r.steps["8.weight"], -0.05 * r.grads["8.weight"], atol=1e-7)
 
 
 @pytest.mark.parametrize("mode", ["local_only", "sign_only"])
 def test_ablations(mode):
-    model = small_net()
-    x, y = batch()
-    names = ["0", "3"]
-    rules = {n: GHL(mode=mode) for n in names}
-    grads, dhat = reference_step(model, x, y, names, rules)
-    optimizer = torch.optim.SGD(ghl_param_groups(model, names, 0.1, 0.0, 0.05), lr=0.05)
-    before = weights(model)
-    GHLTrainer(model, rules, optimizer).run([(x, y)], max_epochs=1)
-    for n in names:
-        step = weights(model)[f"{n}.weight"] - before[f"{n}.weight"]
+    rules = {n: GHL(mode=mode) for n in ("0", "3")}
+    r = one_step(rules, rules)
+    for n in rules:
         if mode == "local_only":  # the soft-WTA Oja rule alone: W += lr * Dhat
-            assert torch.allclose(step, 0.1 * dhat[n], atol=1e-7)
+            assert torch.allclose(r.steps[f"{n}.weight"], 0.1 * r.dhat[n], atol=1e-7)
         else:  # sign-SGD: |Dhat| = 1
-            assert torch.allclose(step, -0.1 * grads[f"{n}.weight"].sign(), atol=1e-7)
-    assert torch.allclose(weights(model)["8.bias"] - before["8.bias"], -0.05 * grads["8.bias"], atol=1e-7)
+            assert torch.allclose(r.steps[f"{n}.weight"], -0.1 * r.grads[f"{n}.weight"].sign(), atol=1e-7)
+    assert torch.allclose(r.steps["8.bias"], -0.05 * r.grads["8.bias"], atol=1e-7)
 
 
 def test_local_rules_without_global_gradient_can_train_layers_in_the_ghl_loop():
