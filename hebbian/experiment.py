@@ -431,8 +431,19 @@ def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:
     logger = TensorboardLogger(log_dir=str(log_dir))
     if exp.trainer is not None:
         every_epochs = log["filters_every"] or None
-        attach_visualizers(logger, exp.trainer, exp.model, every_iters=log["every"], every_epochs=every_epochs,
-                           input_shape=exp.data.input_shape)
+        if exp.kind == "backprop":  # no rule bindings: show the layers a rule would train
+            from ignite.handlers.tensorboard_logger import WeightsHistHandler
+
+            from hebbian.visualizers import FilterGridHandler
+
+            weights = [f"{name}.weight" for name in exp.layers]
+            if every_epochs:
+                for handler in (FilterGridHandler(exp.model, exp.data.input_shape, whitelist=weights),
+                                WeightsHistHandler(exp.model, whitelist=weights)):
+                    logger.attach(exp.trainer, handler, Events.EPOCH_COMPLETED(every=every_epochs))
+        else:
+            attach_visualizers(logger, exp.trainer, exp.model, every_iters=log["every"], every_epochs=every_epochs,
+                               input_shape=exp.data.input_shape)
         if exp.kind in ("backprop", "ghl"):
             logger.attach_output_handler(exp.trainer, Events.ITERATION_COMPLETED(every=log["every"]), tag="train",
                                          output_transform=_loss_of)

@@ -1,0 +1,211 @@
+"""The ``hebbian`` command end to end on the bundled digits: train, evaluate, visualize, compare, list, config."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hebbian.cli import main
+from hebbian.cli.config import resolve_config
+
+#: Small and fast: 1 epoch on 300 digits, a 3-epoch probe, no progress bar.
+FAST = ["--epochs", "1", "--probe-epochs", "3", "--train-limit", "300", "--test-limit", "120", "--no-progress",
+        "--set", "probe.batch_size=128", "--set", "log.every=2"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path) -> None:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 20 and image.shape[1] > 20
+    assert image[..., :3].std() > 0.01  # not a blank canvas
+
+
+def event_files(folder: Path) -> list:
+    return sorted(folder.rglob("events.out.tfevents.*"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One Krotov run on digits, shared by the tests that read a run folder."""
+    run = tmp_path_factory.mktemp("train") / "run"
+    code = main(["train", "compare_digits", "--rule", "krotov", "--out", str(run), "--set", "rule.params.k=5",
+                 "--lr", "0.1", *FAST])
+    assert code == 0
+    return run
+
+
+def test_train_writes_config_metrics_checkpoint_tensorboard_and_filters(trained: Path, capsys):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["rule"] == "krotov" and metrics["dataset"] == "digits" and metrics["epochs"] == 1
+    assert metrics["train_images"] == 300 and metrics["test_images"] == 120
+    assert 0.3 < metrics["probe_test_accuracy"] <= 1.0  # well above chance (0.1) on digits
+    assert "test_accuracy" not in metrics  # an unsupervised rule does not train the readout
+    assert len(list((trained / "checkpoints").glob("*.pt"))) == 1
+    tags = set()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for f in event_files(trained / "tb"):
+        acc = EventAccumulator(str(f), size_guidance={"images": 0, "scalars": 0}).Reload()
+        tags |= set(acc.Tags()["scalars"]) | set(acc.Tags()["images"])
+    assert any("filters" in t for t in tags) and "final/probe_test_accuracy" in tags
+    assert_png(trained / "filters.png")
+
+
+def test_saved_config_round_trips_and_keeps_the_overrides(trained: Path):
+    saved = yaml.safe_load((trained / "config.yaml").read_text())
+    assert saved["rule"] == {"name": "krotov", "params": {"p": 3.0, "k": 5, "delta": 0.4}, "layers": {}}
+    assert saved["train"]["epochs"] == 1 and saved["data"]["train_limit"] == 300
+    assert resolve_config(trained / "config.yaml") == saved
+
+
+def test_evaluate_reproduces_the_probe_accuracy_from_the_checkpoint(trained: Path, capsys):
+    assert main(["evaluate", str(trained), "--probe-epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    evaluation = json.loads((trained / "evaluation.json").read_text())
+    metrics = json.loads((trained / "metrics.json").read_text())
+    # same weights (restored from the checkpoint), same probe seed -> the same accuracy as at the end of training
+    assert evaluation["probe_test_accuracy"] == pytest.approx(metrics["probe_test_accuracy"], abs=1e-9)
+    assert "probe test accuracy" in out
+
+
+def test_load_run_restores_the_trained_weights_not_a_fresh_model(trained: Path):
+    import torch
+
+    from hebbian.experiment import Experiment, load_run
+    from hebbian.trainers.checkpoint import load_checkpoint
+
+    exp, run_dir, ckpt = load_run(trained)
+    assert run_dir == trained and ckpt.parent == trained / "checkpoints"
+    saved = load_checkpoint(ckpt)["model"]["linear1.weight"]
+    fresh = Experiment(exp.cfg).first_layer_weight()
+    assert torch.equal(exp.first_layer_weight(), saved)
+    assert (saved - fresh).abs().max() > 0.05  # training moved the weights away from the seeded initialisation
+
+
+def test_visualize_writes_a_png_of_the_filters(trained: Path, tmp_path: Path, capsys):
+    out = tmp_path / "figs" / "filters.png"
+    for target in (trained, trained / "checkpoints", next((trained / "checkpoints").glob("*.pt"))):
+        out.unlink(missing_ok=True)
+        assert main(["visualize", str(target), "-o", str(out), "--max-filters", "16"]) == 0
+        assert_png(out)
+    assert "linear1" in capsys.readouterr().out
+
+
+def test_compare_writes_table_figure_and_per_method_logs(tmp_path: Path, capsys):
+    out = tmp_path / "cmp"
+    methods = ["oja", "krotov", "backprop", "random"]
+    assert main(["compare", "--rules", ",".join(methods), "--out", str(out), *FAST,
+                 "--set", "compare.runs.backprop.train.lr=0.1"]) == 0
+    printed = capsys.readouterr().out
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["rule"] for r in rows] == methods
+    assert [r["kind"] for r in rows] == ["hebbian", "hebbian", "backprop", "random"]
+    assert all(0.0 <= float(r["probe_test_accuracy"]) <= 1.0 for r in rows)
+    assert rows[2]["test_accuracy"] and not rows[0]["test_accuracy"]  # backprop trains the readout itself
+    assert [r["epochs"] for r in rows] == ["1", "1", "1", "0"]
+    md = (out / "results.md").read_text()
+    assert md.startswith("| method |") and md.count("\n") == 2 + len(methods) and md in printed
+    assert_png(out / "comparison.png")
+    for m in methods:
+        assert (out / m / "metrics.json").is_file() and (out / m / "config.yaml").is_file()
+        assert event_files(out / m / "tb"), m
+    # same seed and data order for every method: the random baseline starts from the same weights as the others
+    assert yaml.safe_load((out / "krotov" / "config.yaml").read_text())["seed"] == 0
+
+
+def test_compare_reports_a_diverging_rule_instead_of_crashing(tmp_path: Path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "hebb", "--out", str(out), *FAST, "--set", "compare.runs.hebb.train.lr=1e12",
+                 "--no-tensorboard"])
+    assert code == 0
+    row = next(csv.DictReader((out / "results.csv").open()))
+    assert "diverged" in row["note"]
+    assert "diverged" in json.loads((out / "hebb" / "metrics.json").read_text())
+
+
+def test_list_and_config(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("krotov", "softhebb", "ghl", "backprop", "deephebb", "fashion-mnist", "compare_digits"):
+        assert word in out
+    assert main(["config", "compare_digits", "--epochs", "7", "--set", "rule.params.k=3"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["train"]["epochs"] == 7 and cfg["rule"]["params"] == {"p": 3.0, "k": 3, "delta": 0.4}
+
+
+# ---------------------------------------------------------------------- errors: exit code 2, one line, no traceback
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv,fragments", [
+    (["train", "compare_digits", "--rule", "kortov"], ["rule.name", "krotov", "softhebb", "did you mean 'krotov'"]),
+    (["compare", "--rules", "oja,nope"], ["unknown rule 'nope'", "known rules", "sanger"]),
+    (["train", "compare_digits", "--set", "train.epohcs=3"], ["train.epohcs", "did you mean 'epochs'"]),
+    (["train", "compare_digits", "--epochs", "-2"], ["train.epochs", ">= 0"]),
+    (["train", "compare_digits", "--set", "train.schedule=step"], ["train.schedule", "constant, linear, cosine"]),
+    (["train", "compare_digits", "--set", "rule.params.bogus=1"], ["rule.params", "bogus", "p, k, delta"]),
+    (["train", "compare_digits", "--set", "rule.params.k=0"], ["rule.params", "k"]),
+    (["train", "compare_digits", "--set", "model.options.bogus=1"], ["model.options", "bogus"]),
+    (["train", "compare_digits", "--set", "rule.layers.conv9.lr=1"], ["rule.layers.conv9", "linear1"]),
+    (["train", "compare_digits", "--rule", "backprop"], ["train.optimizer", "sgd"]),
+    (["train", "no_such_config"], ["neither a file nor a packaged config", "compare_digits"]),
+    (["evaluate", "/no/such/run"], ["does not exist"]),
+])
+def test_bad_input_gives_exit_code_2_and_names_the_problem(capsys, tmp_path, argv, fragments):
+    err = _error(capsys, argv + ["--out", str(tmp_path / "o")] if argv[0] in ("train", "compare") else argv)
+    assert err.startswith("hebbian: error: ") and err.count("\n") == 1
+    for fragment in fragments:
+        assert fragment in err
+
+
+def test_missing_dataset_says_how_to_get_it(capsys, tmp_path):
+    err = _error(capsys, ["train", "compare_digits", "--dataset", "mnist", "--data-root", str(tmp_path / "nothing"),
+                          "--out", str(tmp_path / "o")])
+    assert "--data-root" in err and "HEBBIAN_DATA_ROOT" in err and "--download" in err
+
+
+def test_unwritable_output_folder(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    err = _error(capsys, ["train", "compare_digits", "--out", str(blocker / "run"), *FAST])
+    assert "cannot write to the output folder" in err and str(blocker / "run") in err
+
+
+def test_argparse_usage_errors_also_exit_2(capsys):
+    assert main(["train"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["--version"]) == 0
+
+
+# ---------------------------------------------------------------------- the installed console script
+def _console_script() -> list:
+    exe = shutil.which("hebbian")
+    return [exe] if exe else [sys.executable, "-m", "hebbian.cli"]
+
+
+def test_console_script_runs_a_comparison_and_reports_errors(tmp_path: Path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    out = tmp_path / "cmp"
+    done = subprocess.run(_console_script() + ["compare", "--rules", "krotov,random", "--out", str(out), *FAST],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| krotov |" in done.stdout and (out / "results.csv").is_file() and (out / "comparison.png").is_file()
+    bad = subprocess.run(_console_script() + ["train", "compare_digits", "--set", "train.lr=fast"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("hebbian: error: config key 'train.lr'") and "Traceback" not in bad.stderr
