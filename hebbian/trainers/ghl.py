@@ -26,6 +26,7 @@ from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.trainers.binding import RuleBinding, candidate_layers, unwrap_model
 from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.distributed import all_reduce_statistics
+from hebbian.trainers.evaluators import model_device
 from hebbian.trainers.guard import NonFiniteGuard
 from hebbian.trainers.hebbian_trainer import (
     DeterministicHebbianTrainer,
@@ -306,10 +307,7 @@ class GHLTrainer(HebbianTrainer):
             if amp_dtype is not None or scaler not in (None, False):
                 raise ValueError("amp_dtype and scaler need amp=True")
             return None, None
-        if device is not None:
-            kind = torch.device(device).type
-        else:
-            kind = next(iter(model.parameters())).device.type
+        kind = (torch.device(device) if device is not None else model_device(model)).type
         dtype = amp_dtype if amp_dtype is not None else (torch.float16 if kind == "cuda" else torch.bfloat16)
         if dtype not in (torch.float16, torch.bfloat16):
             raise ValueError(f"amp_dtype must be torch.float16 or torch.bfloat16, got {dtype}")

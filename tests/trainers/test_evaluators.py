@@ -132,6 +132,15 @@ def test_probe_copy_back_installs_the_trained_readout(digits):
     assert manual_accuracy(model, test) == pytest.approx(metrics["test_accuracy"])
 
 
+def test_probe_readout_of_several_children(digits):
+    train_loader, test_loader, _, test = digits
+    model = random_features_net()  # flatten, linear1, repu, linear2: the readout is [repu, linear2]
+    probe = LinearProbeEvaluator(model, epochs=5, batch_size=128, supervised_from=-2, copy_back=True)
+    metrics = probe.run(train_loader, test_loader)
+    assert [n for n, _ in probe.readout.named_children()] == ["repu", "linear2"]
+    assert manual_accuracy(model, test) == pytest.approx(metrics["test_accuracy"])
+
+
 def test_probe_keeps_the_best_score_by_value_and_history(digits):
     train_loader, test_loader, _, _ = digits
     model = random_features_net()
