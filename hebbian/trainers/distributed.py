@@ -35,6 +35,23 @@ def all_reduce_statistics(stats: Sequence[Statistics]) -> List[Statistics]:
     return out
 
 
+def all_reduce_gradients(model: torch.nn.Module) -> None:
+    """Average ``.grad`` of every parameter over all workers (what DDP does during ``backward``).
+
+    For data-parallel runs whose model is not wrapped in ``DistributedDataParallel``; a no-op in a single process.
+    """
+    if idist.get_world_size() <= 1:
+        return
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    buffer = idist.all_reduce(torch.cat([g.reshape(-1) for g in grads]), op="SUM") / idist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(buffer[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def broadcast_parameters(tensors: Sequence[Tensor], src: int = 0) -> None:
     """Copy rank ``src``'s values of ``tensors`` to every rank (no-op in a single process)."""
     if idist.get_world_size() <= 1:

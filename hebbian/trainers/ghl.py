@@ -25,7 +25,7 @@ from hebbian.rules.ghl import GHL
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.trainers.binding import RuleBinding, candidate_layers, unwrap_model
 from hebbian.trainers.capture import LayerCapture
-from hebbian.trainers.distributed import all_reduce_statistics
+from hebbian.trainers.distributed import all_reduce_gradients, all_reduce_statistics
 from hebbian.trainers.evaluators import model_device
 from hebbian.trainers.guard import NonFiniteGuard
 from hebbian.trainers.hebbian_trainer import (
@@ -201,6 +201,8 @@ def ghl_training_step(
         (loss if scaler is None else scaler.scale(loss)).backward()
         if scaler is not None:
             scaler.unscale_(optimizer)
+        if not isinstance(model, nn.parallel.DistributedDataParallel):
+            all_reduce_gradients(model)  # data-parallel without DDP: the sign must come from the global gradient
         with torch.no_grad():
             grads = [_global_grad(b, scaler is not None) for b in active]
             updates = apply_updates(engine, active, reduce(stats), guard, grads)

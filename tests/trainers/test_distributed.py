@@ -51,6 +51,7 @@ CASES = {
 }
 if importlib.util.find_spec("hebbian.trainers.ghl") is not None:
     CASES["ghl_ddp"] = (convnet, lambda: GHL(t_inv=1.0), True, (1, 6, 6))  # sign of the DDP-averaged gradient
+    CASES["ghl"] = (convnet, lambda: GHL(t_inv=1.0), False, (1, 6, 6))  # no DDP: the trainer averages the gradients
 
 
 def global_batches(shape, seed: int = 7):
