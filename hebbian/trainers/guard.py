@@ -24,18 +24,16 @@ class NonFiniteGuard:
 
     Args:
         bindings: the trainer's bindings; ``index`` in :meth:`__call__` refers to this list.
-        check_every: informational; how often the owner calls :meth:`raise_if_flagged`.
         deferred: ``True``/``False`` force the deferred / immediate mode; ``None`` (default) picks deferred exactly
             when the update lives off the CPU.
     """
 
     def __init__(
-        self, bindings: Sequence[RuleBinding], check_every: Optional[int] = None, deferred: Optional[bool] = None
+        self, bindings: Sequence[RuleBinding], *, deferred: Optional[bool] = None
     ) -> None:
         if deferred is not None and not isinstance(deferred, bool):
             raise TypeError(f"deferred must be True, False or None, got {deferred!r}")
         self.bindings = list(bindings)
-        self.check_every = check_every
         self.deferred = deferred
         self._flags: Optional[Tensor] = None
         self._checked_until = 0
