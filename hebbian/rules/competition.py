@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hebbian.rules.layers import post_synaptic_format
+
 
 def hard_wta(u: Tensor) -> Tensor:
     """One-hot indicator of the winner :math:`k^* = \\arg\\max_k u_k`, same shape and dtype as ``u``."""
@@ -20,12 +22,17 @@ def soft_wta(u: Tensor, t_inv: float) -> Tensor:
     Computed as ``exp(t u - max) / sum`` in ONE new tensor (``torch.softmax(u * t_inv)`` would hold two), and
     probabilities below the smallest normal float are flushed to 0: sharp competitions (SoftHebb's radius-25 init,
     SWTA's T = 0.02) otherwise leave subnormal numbers in ``y``, which slow the CPU's correlation products down
-    30-fold and change the update by less than one part in :math:`10^{30}`.
+    30-fold and change the update by less than one part in :math:`10^{30}`. Conv outputs on the CPU come back
+    channels-last (:func:`~hebbian.rules.layers.post_synaptic_format`), the layout ``LayerView.correlate`` prefers.
     """
-    if t_inv == 1.0:
+    layout = post_synaptic_format(u)
+    if u.requires_grad and torch.is_grad_enabled():  # differentiable (out-of-place) form
+        y = torch.softmax(u * t_inv, dim=1)
+        return torch.nn.functional.threshold(y, torch.finfo(y.dtype).tiny, 0.0)
+    if t_inv == 1.0 and layout == torch.preserve_format:
         y = torch.softmax(u, dim=1)
     else:
-        y = u * t_inv
+        y = torch.mul(u, t_inv, out=torch.empty_like(u, memory_format=layout))
         y.sub_(y.amax(dim=1, keepdim=True)).exp_()
         y.div_(y.sum(dim=1, keepdim=True))
     return flush_subnormal_(y)

@@ -30,15 +30,24 @@ SUPPORTED_LAYERS: Tuple[type, ...] = (nn.Linear, nn.Conv2d)
 HebbianLayer = Union[nn.Linear, nn.Conv2d]
 
 
-@contextmanager
-def _native_cpu_convolution(device: torch.device) -> Iterator[None]:
-    """On the CPU, compute convolution weight gradients with PyTorch's native kernel instead of oneDNN's.
+def post_synaptic_format(u: Tensor) -> torch.memory_format:
+    """Memory layout for a post-synaptic factor shaped like ``u`` (see :meth:`LayerView.correlate`).
 
-    oneDNN first reorders ``x`` and ``y`` (NCHW) into its blocked layout, which needs about ``|x| + |y|`` extra memory
-    (34 MiB for DeepHebb's conv2 at batch 64); the native kernel unfolds one sample at a time (about 3 MiB) and is as
-    fast on the layers of DeepHebb and FastHebb (see ``docs/performance.md``).
+    Channels-last for conv outputs on the CPU, where oneDNN computes the correlation of NHWC tensors without
+    reordering copies and with its fastest kernels; ``u``'s own layout elsewhere.
     """
-    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+    return torch.channels_last if u.dim() == 4 and u.device.type == "cpu" else torch.preserve_format
+
+
+@contextmanager
+def _native_cpu_convolution() -> Iterator[None]:
+    """Compute convolution weight gradients with PyTorch's native CPU kernel instead of oneDNN's.
+
+    For NCHW operands oneDNN first reorders ``x`` and ``y`` into its blocked layout, which needs about ``|x| + |y|``
+    extra memory (34 MiB for DeepHebb's conv2 at batch 64); the native kernel unfolds one sample at a time (about
+    3 MiB) at a similar speed (see ``docs/performance.md``).
+    """
+    if not torch.backends.mkldnn.enabled:
         yield
         return
     torch.backends.mkldnn.enabled = False
@@ -114,8 +123,8 @@ class LayerView:
         if self.is_conv:
             if x.dim() == 3:  # unbatched input
                 x, u = x.unsqueeze(0), u.unsqueeze(0)
-            if self._pad:
-                x = F.pad(x, self._pad, mode=self._pad_mode)
+            if self._pad:  # padded straight into channels-last on the CPU: the layout correlate converts x to
+                x = F.pad(x.contiguous(memory_format=post_synaptic_format(x)), self._pad, mode=self._pad_mode)
             if bias is not None:
                 u = u - bias.view(1, -1, 1, 1)
             return x, u
@@ -127,14 +136,23 @@ class LayerView:
 
     # ------------------------------------------------------------------ batch-aggregated products
     def correlate(self, x: Tensor, y: Tensor) -> Tensor:
-        """:math:`\\sum_{n,p} y_{n,k,p} P_{n,p}` with the weight's shape, for prepared ``x`` and ``y`` shaped like u."""
+        """:math:`\\sum_{n,p} y_{n,k,p} P_{n,p}` with the weight's shape, for prepared ``x`` and ``y`` shaped like u.
+
+        On the CPU a ``y`` laid out as :func:`post_synaptic_format` says (channels-last) is correlated by oneDNN on
+        NHWC operands (``x`` is converted, a copy of its size); any other ``y`` by PyTorch's native kernel, which
+        needs no copy of ``y``.
+        """
         if not self.is_conv:
             return y.t() @ x
         conv = self.layer
-        with _native_cpu_convolution(x.device):
-            return torch.nn.grad.conv2d_weight(
-                x, self.weight.shape, y, stride=conv.stride, padding=self._conv_padding, dilation=conv.dilation
-            )
+        args = dict(stride=conv.stride, padding=self._conv_padding, dilation=conv.dilation)
+        if x.device.type != "cpu":
+            return torch.nn.grad.conv2d_weight(x, self.weight.shape, y, **args)
+        if y.is_contiguous(memory_format=torch.channels_last):  # e.g. soft_wta's y: oneDNN on NHWC, no reorders
+            return torch.nn.grad.conv2d_weight(x.contiguous(memory_format=torch.channels_last), self.weight.shape, y,
+                                               **args)
+        with _native_cpu_convolution():
+            return torch.nn.grad.conv2d_weight(x, self.weight.shape, y, **args)
 
     def respond(self, x: Tensor, w: Tensor) -> Tensor:
         """The layer's linear map with weight ``w`` (same shape as the layer's), no bias, on prepared ``x``."""
