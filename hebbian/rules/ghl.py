@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import torch
 from torch import Tensor
 
 from hebbian.rules.base import LearningRule, Statistics, check_choice, check_positive
@@ -75,4 +76,5 @@ class GHL(LearningRule):
         direction = grad.sign().to(view.weight.dtype)  # dL/dW may come in another dtype (e.g. fp32 master grads)
         if self.mode == "sign_only":
             return -direction
-        return -self.local.finalize(view, stats).abs() * direction
+        # -|D| * sign(g), formed in the fresh tensor that abs() returns (no further temporaries of W's size)
+        return torch.abs(self.local.finalize(view, stats)).mul_(direction).neg_()
