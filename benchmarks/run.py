@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -68,14 +69,25 @@ def main(argv: Optional[List[str]] = None) -> List[Row]:
     print(format_machine(machine), flush=True)
     rows: List[Row] = []
     started = time.perf_counter()
+    failed = []
     for name in names:
         t0 = time.perf_counter()
-        rows.extend(SUITES[name](cfg))
+        try:
+            rows.extend(SUITES[name](cfg))
+        except Exception as err:  # one broken suite must not cost the others' figures
+            traceback.print_exc()
+            failed.append(name)
+            cfg.notes.append(f"benchmark {name!r} FAILED: {type(err).__name__}: {err}")
         print(f"[{name}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
     if args.scaling:
         from benchmarks import scaling
 
-        cfg.notes.extend(scaling.run(cfg, Path(args.plots_dir)))
+        try:
+            cfg.notes.extend(scaling.run(cfg, Path(args.plots_dir)))
+        except Exception as err:
+            traceback.print_exc()
+            failed.append("scaling")
+            cfg.notes.append(f"scaling sweeps FAILED: {type(err).__name__}: {err}")
     machine["load after"] = "%.2f %.2f %.2f" % os.getloadavg()
     print()
     print(format_table(rows))
@@ -84,6 +96,8 @@ def main(argv: Optional[List[str]] = None) -> List[Row]:
     print(f"total {time.perf_counter() - started:.0f} s, {reps} repetition(s) per comparison")
     if args.out:
         write_markdown(Path(args.out), args, machine, rows, cfg.notes, reps)
+    if failed:
+        raise SystemExit(f"benchmarks failed: {', '.join(failed)} (the table above lacks their rows)")
     return rows
 
 
