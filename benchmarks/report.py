@@ -66,7 +66,8 @@ class Row:
             target = f"<= {self.target:.2f}x"
         met = {None: "-", True: "yes", False: "NO"}[self.met]
         base = "-" if self.baseline is None else f"{fmt(self.baseline)} ({self.baseline_name})"
-        return [self.name, fmt(self.ours), base, ratio, target, met, self.note]
+        spread = "-" if self.spread is None else f"{100 * self.spread:.0f}%"
+        return [self.name, fmt(self.ours), base, ratio, target, met, spread, self.note]
 
 
 def time_row(
@@ -81,7 +82,8 @@ def time_row(
     )
 
 
-HEADER = ["benchmark", "ours (median)", "baseline (median)", "ratio", "target", "met", "note"]
+#: ``spread``: (max - min) / median over the repetitions of the noisier of the two variants.
+HEADER = ["benchmark", "ours (median)", "baseline (median)", "ratio", "target", "met", "spread", "note"]
 
 
 def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
