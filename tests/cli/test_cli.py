@@ -198,13 +198,15 @@ def _console_script() -> list:
     return [exe] if exe else [sys.executable, "-m", "hebbian.cli"]
 
 
-def test_console_script_runs_a_comparison_and_reports_errors(tmp_path: Path):
+def test_console_script_trains_and_reports_errors(tmp_path: Path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    out = tmp_path / "cmp"
-    done = subprocess.run(_console_script() + ["compare", "--rules", "krotov,random", "--out", str(out), *FAST],
+    out = tmp_path / "run"
+    done = subprocess.run(_console_script() + ["train", "compare_digits", "--out", str(out), *FAST],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "| krotov |" in done.stdout and (out / "results.csv").is_file() and (out / "comparison.png").is_file()
+    summary = done.stdout.splitlines()[0]
+    assert summary.startswith("krotov on digits (krotov_fc, 1 epochs) | probe test ")
+    assert json.loads((out / "metrics.json").read_text())["rule"] == "krotov" and event_files(out / "tb")
     bad = subprocess.run(_console_script() + ["train", "compare_digits", "--set", "train.lr=fast"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2
