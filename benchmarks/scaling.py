@@ -98,6 +98,7 @@ def plot(krotov: Dict, deephebb: Dict, plots_dir: Path, device: torch.device) ->
         ax.plot(d["x"], d["floor"], "s--", label="floor: forward products x @ W.T")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.set_xticks(d["x"], [str(v) for v in d["x"]])
         ax.set_xlabel(label)
         ax.set_ylabel("seconds per 60,000-image epoch")
         ax.grid(True, which="both", alpha=0.3)
@@ -113,6 +114,7 @@ def plot(krotov: Dict, deephebb: Dict, plots_dir: Path, device: torch.device) ->
         ax.plot(deephebb["x"], deephebb[name], style, label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    ax.set_xticks(deephebb["x"], [str(v) for v in deephebb["x"]])
     ax.set_xlabel("width multiplier (1 = 96/384/1536 channels)")
     ax.set_ylabel("seconds per step (batch 64, 32x32x3)")
     ax.set_title(f"DeepHebb ({device.type})")
@@ -123,6 +125,12 @@ def plot(krotov: Dict, deephebb: Dict, plots_dir: Path, device: torch.device) ->
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
     return paths
+
+
+def replot(numbers: Path, plots_dir: Path, device: str = "cpu") -> List[Path]:
+    """Redraw the plots from a JSON written by :func:`run` (``python -c "from benchmarks.scaling import replot; ..."``)."""
+    data = json.loads(Path(numbers).read_text())
+    return plot(data["krotov"], data["deephebb"], Path(plots_dir), torch.device(device))
 
 
 def run(cfg: Config, plots_dir: Path) -> List[str]:
