@@ -3,6 +3,7 @@ baselines compute what they claim (they are checked against the library inside t
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -26,10 +27,11 @@ EXPECTED_ROWS = [
 ]
 
 
-def test_quick_run_prints_and_writes_the_table(tmp_path):
+def test_quick_run_prints_and_writes_the_table_and_plots(tmp_path):
     out = tmp_path / "table.md"
     done = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--quick", "--threads", "1", "--out", str(out)],
+        [sys.executable, "benchmarks/run.py", "--quick", "--threads", "1", "--out", str(out), "--scaling",
+         "--plots-dir", str(tmp_path / "plots")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -40,6 +42,10 @@ def test_quick_run_prints_and_writes_the_table(tmp_path):
     ratios = [float(r) for r in re.findall(r"\| ([0-9.]+)x \|", table)]
     assert len(ratios) >= len(EXPECTED_ROWS) - 1  # the loader's absolute row has no ratio
     assert all(r > 0 for r in ratios)
+    numbers = json.loads((tmp_path / "plots" / "scaling_cpu.json").read_text())
+    assert len(numbers["krotov"]["hidden"]["ours"]) == len(numbers["krotov"]["hidden"]["x"]) >= 2
+    assert all(t > 0 for t in numbers["deephebb"]["ghl"])
+    assert (tmp_path / "plots" / "scaling_krotov.png").stat().st_size > 0
 
 
 def test_interleaved_rotates_the_order_and_times_every_variant():
