@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import json
 import time
@@ -478,13 +477,21 @@ def attach_checkpoints(exp: Experiment, dirname: Path) -> Any:
     return handler
 
 
-def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, desc: Optional[str] = None
-        ) -> Experiment:
+def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, desc: Optional[str] = None,
+        resume: Optional[Union[str, Path]] = None) -> Experiment:
     """Build, train, checkpoint, log and evaluate one experiment in ``run_dir``.
 
     Writes ``config.yaml``, ``metrics.json``, ``checkpoints/``, ``tb/`` (when ``log.tensorboard``) and
     ``filters.png`` (the first Hebbian layer). Returns the trained :class:`Experiment`; its ``metrics`` are also in
     ``metrics.json``.
+
+    Args:
+        cfg: a resolved config.
+        run_dir: the run folder (created; must be writable).
+        data: the datasets, when the caller already has them (else loaded from ``cfg["data"]``).
+        desc: progress-bar label.
+        resume: a checkpoint file or run folder of an earlier run of the same config: its model, optimizer,
+            scheduler, rule states and trainer position are loaded, and training continues up to ``train.epochs``.
     """
     from hebbian.cli.config import save
     from hebbian.visualizers import plot_filters, save_figure
@@ -497,6 +504,8 @@ def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, 
         attach_progress(exp, desc or cfg["rule"]["name"])
     logger = attach_tensorboard(exp, run_dir / "tb") if cfg["log"]["tensorboard"] else None
     saver = attach_checkpoints(exp, run_dir / "checkpoints")
+    if resume is not None:
+        resume_training(exp, resume)
     metrics: Dict[str, Any] = {
         "name": cfg["name"], "rule": cfg["rule"]["name"], "kind": exp.kind, "dataset": exp.data.info.name,
         "model": cfg["model"]["name"], "width": cfg["model"]["width"], "epochs": exp.epochs,
@@ -524,6 +533,30 @@ def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, 
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     exp.metrics = metrics
     return exp
+
+
+def resume_training(exp: Experiment, path: Union[str, Path]) -> Path:
+    """Load a checkpoint of the same config into ``exp.to_save`` (its training then continues where it stopped).
+
+    Raises:
+        UsageError: nothing to resume (random weights), no checkpoint there, it was finished already, or it does
+            not fit this config.
+    """
+    from hebbian.trainers.checkpoint import latest_checkpoint, resume_from
+
+    if exp.trainer is None:
+        raise UsageError("--resume: the 'random' baseline does not train")
+    path = Path(path)
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        path = latest_checkpoint(path / "checkpoints") or path
+    try:
+        loaded = resume_from(path, exp.to_save, map_location=exp.device)
+    except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
+        raise UsageError(f"cannot resume from {str(path)!r}: {' '.join(str(err).split())}") from None
+    if exp.trainer.state.epoch >= exp.epochs:
+        raise UsageError(f"--resume: {str(loaded)!r} already finished epoch {exp.trainer.state.epoch} of "
+                         f"{exp.epochs}; raise --epochs to train further")
+    return loaded
 
 
 def summary_line(metrics: Mapping[str, Any]) -> str:
@@ -578,9 +611,7 @@ def load_run(path: Union[str, Path], overrides: Any = ()) -> Tuple[Experiment, P
     from hebbian.trainers.checkpoint import resume_from
 
     run_dir, ckpt = find_run(path)
-    cfg = resolve_config(run_dir / "config.yaml", overrides)
-    cfg = copy.deepcopy(cfg)
-    exp = Experiment(cfg)
+    exp = Experiment(resolve_config(run_dir / "config.yaml", overrides))
     try:
         resume_from(ckpt, {"model": exp.model}, map_location=exp.device)
     except Exception as err:  # a foreign or damaged file: say which, without a traceback

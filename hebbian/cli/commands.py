@@ -11,16 +11,19 @@ from hebbian.cli.main import flag_overrides
 
 
 def train(args: argparse.Namespace) -> int:
-    """``hebbian train CONFIG``: one run; prints a one-line summary and where the outputs went."""
+    """``hebbian train CONFIG``: one run; prints a one-line summary and where the outputs went.
+
+    Exit code 1 when the rule diverged (a non-finite update stopped training; the run is still evaluated).
+    """
     from hebbian.experiment import default_run_dir, run, summary_line
 
     cfg = resolve_config(args.config, flag_overrides(args))
     run_dir = default_run_dir(cfg)
-    metrics = run(cfg, run_dir).metrics
+    metrics = run(cfg, run_dir, resume=args.resume).metrics
     print(summary_line(metrics))
     print(f"run folder: {run_dir} (config.yaml, metrics.json, checkpoints/, filters.png"
           f"{', tb/' if cfg['log']['tensorboard'] else ''})")
-    return 0
+    return 1 if metrics.get("diverged") else 0
 
 
 def _run_overrides(args: argparse.Namespace) -> List[Any]:

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="One run: progress bar, TensorBoard logs, checkpoints, final linear-probe "
                                    "accuracy. Writes RUN/config.yaml, RUN/metrics.json, RUN/checkpoints/, RUN/tb/.")
     p.add_argument("config", help="config file or packaged config name (hebbian list configs)")
+    p.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                   help="continue an interrupted run of the same config from its run folder or checkpoint file")
     _add_run_flags(p, rule_flag=True)
     p.set_defaults(func=commands.train)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from hebbian.cli import main
@@ -132,6 +133,29 @@ def test_compare_reports_a_diverging_rule_instead_of_crashing(tmp_path: Path, ca
     row = next(csv.DictReader((out / "results.csv").open()))
     assert "diverged" in row["note"]
     assert "diverged" in json.loads((out / "hebb" / "metrics.json").read_text())
+    # `train` still evaluates and writes everything, but says so with exit code 1
+    assert main(["train", "compare_digits", "--rule", "hebb", "--lr", "1e12", "--out", str(tmp_path / "t"), *FAST,
+                 "--no-tensorboard"]) == 1
+    assert "DIVERGED" in capsys.readouterr().out and (tmp_path / "t" / "metrics.json").is_file()
+
+
+def test_resume_continues_an_interrupted_run(tmp_path: Path, capsys):
+    from hebbian.trainers.checkpoint import latest_checkpoint, load_checkpoint
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", "compare_digits", "--out", str(first), *FAST, "--no-tensorboard"]) == 0
+    start = load_checkpoint(latest_checkpoint(first / "checkpoints"))
+    per_epoch = start["trainer"]["epoch_length"]
+    assert start["trainer"]["iteration"] == per_epoch  # one epoch done
+    common = ["--out", str(second), "--no-progress", "--no-tensorboard", "--probe-epochs", "1"]
+    assert main(["train", str(first / "config.yaml"), "--resume", str(first), *common]) == 2  # finished already
+    assert "raise --epochs" in capsys.readouterr().err
+    assert main(["train", str(first / "config.yaml"), "--epochs", "3", "--resume", str(first), *common]) == 0
+    end = load_checkpoint(latest_checkpoint(second / "checkpoints"))
+    assert (end["trainer"]["max_epochs"], end["trainer"]["iteration"]) == (3, 3 * per_epoch)
+    assert end["lr_scheduler"]["last_epoch"] == 3  # the linear annealing went on from where it was
+    assert not torch.equal(end["model"]["linear1.weight"], start["model"]["linear1.weight"])
+    assert json.loads((second / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_list_and_config(capsys):
