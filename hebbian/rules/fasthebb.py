@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from hebbian.rules.base import LearningRule, Statistics, check_choice, check_positive
-from hebbian.rules.competition import k_wta
+from hebbian.rules.competition import flush_subnormal_, k_wta
 from hebbian.rules.competitive import instar_delta
 from hebbian.rules.layers import LayerView
 from hebbian.rules.oja import Sanger
@@ -75,7 +75,8 @@ class SWTA(LearningRule):
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
         z = self.compete(raised_cosine_sq(view, x, u))
-        return {"delta": instar_delta(view, x, z * z), "weight": view.neuron_sum(z)}
+        # z^2 of a sharp competition (T = 0.02) underflows into subnormals, which slow the CPU correlation ~30x
+        return {"delta": instar_delta(view, x, flush_subnormal_(z * z)), "weight": view.neuron_sum(z)}
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         return stats["delta"] / view.per_neuron(stats["weight"].clamp_min(1e-30))
