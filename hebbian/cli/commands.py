@@ -10,6 +10,17 @@ from hebbian.cli.config import SCHEMA, Field, dump, list_configs, load_file, res
 from hebbian.cli.main import flag_overrides
 
 
+def run_config(args: argparse.Namespace) -> Dict[str, Any]:
+    """The config of ``train`` / ``config``: the file, then ``--set`` and the flags. A ``--rule`` other than the
+    file's starts without the file's ``rule.params`` / ``rule.layers`` (they belong to the file's rule), as in
+    ``compare``; ``--set rule.params.x=...`` still applies."""
+    overrides = flag_overrides(args)
+    if getattr(args, "rule", None):
+        if args.rule != resolve_config(args.config)["rule"]["name"]:
+            overrides = [("rule.params", {}), ("rule.layers", {})] + overrides
+    return resolve_config(args.config, overrides)
+
+
 def train(args: argparse.Namespace) -> int:
     """``hebbian train CONFIG``: one run; prints a one-line summary and where the outputs went.
 
@@ -17,7 +28,7 @@ def train(args: argparse.Namespace) -> int:
     """
     from hebbian.experiment import default_run_dir, run, summary_line
 
-    cfg = resolve_config(args.config, flag_overrides(args))
+    cfg = run_config(args)
     run_dir = default_run_dir(cfg)
     metrics = run(cfg, run_dir, resume=args.resume).metrics
     print(summary_line(metrics))
@@ -123,5 +134,5 @@ def list_(args: argparse.Namespace) -> int:
 
 def show_config(args: argparse.Namespace) -> int:
     """``hebbian config [CONFIG] [overrides]``: print the resolved config."""
-    print(dump(resolve_config(args.config, flag_overrides(args))), end="")
+    print(dump(run_config(args)), end="")
     return 0

@@ -166,6 +166,10 @@ def test_list_and_config(capsys):
     assert main(["config", "compare_digits", "--epochs", "7", "--set", "rule.params.k=3"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["train"]["epochs"] == 7 and cfg["rule"]["params"] == {"p": 3.0, "k": 3, "delta": 0.4}
+    # another rule does not inherit krotov's hyperparameters, but --set still applies
+    assert main(["config", "compare_digits", "--rule", "softhebb", "--set", "rule.params.t_inv=2"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["rule"] == {"name": "softhebb", "params": {"t_inv": 2},
+                                                              "layers": {}}
 
 
 # ---------------------------------------------------------------------- errors: exit code 2, one line, no traceback
