@@ -191,9 +191,10 @@ for method in ("random", "krotov", "softhebb"):
     print(f"{method:9s} probe test accuracy {100 * metrics['probe_test_accuracy']:.1f}%  "
           f"({exp.epochs} epochs, {exp.seconds['train']:.1f} s)")
 
+# all 100 units of each; Krotov's and SoftHebb's learned units are the prototypes, the others have not won yet
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
 for ax, (method, (exp, _)) in zip(axes, results.items()):
-    plot_filters(exp.first_layer_weight(), (1, 8, 8), 49, ax=ax, title=method)
+    plot_filters(exp.first_layer_weight(), (1, 8, 8), 100, ax=ax, title=method)
 plt.show()
 
 # %% [markdown]
@@ -218,7 +219,7 @@ for method in ("ghl", "backprop"):
 
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.8))
 for ax, method in zip(axes, ("ghl", "backprop")):
-    plot_filters(results[method][0].first_layer_weight(), (1, 8, 8), 49, ax=ax, title=method)
+    plot_filters(results[method][0].first_layer_weight(), (1, 8, 8), 100, ax=ax, title=method)
 plt.show()
 
 # %% [markdown]

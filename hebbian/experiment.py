@@ -528,7 +528,7 @@ def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, 
                 logger.writer.add_scalar(f"final/{key}", value, exp.epochs)
         logger.close()
     title = f"{cfg['rule']['name']}: {exp.layers[0]}"
-    save_figure(plot_filters(exp.first_layer_weight(), exp.data.input_shape, 64, title=title)[0],
+    save_figure(plot_filters(exp.first_layer_weight(), exp.data.input_shape, 100, title=title)[0],
                 run_dir / "filters.png")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     exp.metrics = metrics

@@ -106,7 +106,7 @@ def write_tables(rows: Sequence[Mapping[str, Any]], out: Path) -> Tuple[Path, Pa
 
 
 def comparison_figure(rows: Sequence[Mapping[str, Any]], weights: Mapping[str, Any], input_shape: Sequence[int],
-                      path: Path, max_filters: int = 36) -> Path:
+                      path: Path, max_filters: int = 100) -> Path:
     """One PNG: accuracy per method (bars) above the learned filters of every method side by side."""
     import matplotlib
 
@@ -117,7 +117,7 @@ def comparison_figure(rows: Sequence[Mapping[str, Any]], weights: Mapping[str, A
 
     ncols = min(len(weights), 6)
     nrows = -(-len(weights) // ncols)
-    fig = plt.figure(figsize=(2.6 * ncols, 3.2 + 2.8 * nrows))
+    fig = plt.figure(figsize=(3.0 * ncols, 3.2 + 3.2 * nrows))
     grid = fig.add_gridspec(nrows + 1, ncols, height_ratios=[1.3] + [1.0] * nrows)
     ax = fig.add_subplot(grid[0, :])
     names = [r["rule"] for r in rows]
