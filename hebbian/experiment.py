@@ -358,7 +358,7 @@ class Experiment:
         evaluator = LinearProbeEvaluator(
             self.model, epochs=p["epochs"], lr=p["lr"], batch_size=p["batch_size"], dropout=p["dropout"],
             early_stopping_patience=p["early_stopping"], plateau_patience=p["plateau_patience"],
-            device=self.device, seed=self.cfg["seed"])
+            validation_fraction=p["validation_fraction"], device=self.device, seed=self.cfg["seed"])
         metrics = evaluator.run(self.eval_loader(self.data.train), self.eval_loader(self.data.test))
         self.seconds["probe"] = time.perf_counter() - start
         return {f"probe_{k}": float(v) for k, v in metrics.items() if k.endswith("accuracy")}

@@ -216,8 +216,12 @@ SCHEMA: Dict[str, Any] = {
         "batch_size": Field(int, 64, "readout batch size (Adam, cross-entropy)", minimum=1),
         "dropout": Field(float, 0.0, "dropout before the readout (SoftHebb 0.5)", minimum=0,
                          check=lambda v: None if v < 1 else f"expected a probability in [0, 1), got {v!r}"),
-        "early_stopping": Field(int, None, "stop after this many epochs without a better accuracy on the test "
-                                "split, keeping the best readout (selects on the test split; pytorch-hebbian: 15)", optional=True, minimum=1),
+        "early_stopping": Field(int, None, "stop after this many epochs without a better accuracy on the "
+                                "monitored split, keeping the best readout (pytorch-hebbian: 15)", optional=True,
+                                minimum=1),
+        "validation_fraction": Field(float, 0.0, "share of the training images held out to drive early stopping / "
+                                     "plateau (0: monitor the test split, as pytorch-hebbian did, which selects on it)",
+                                     minimum=0, check=lambda v: None if v < 1 else f"expected a value in [0, 1), got {v!r}"),
         "plateau_patience": Field(int, None, "halve the readout lr after this many epochs without improvement "
                                   "(pytorch-hebbian: 5)", optional=True, minimum=1),
     },

@@ -199,6 +199,10 @@ class LinearProbeEvaluator(Engine):
         dropout: dropout probability in front of the readout during its training (SoftHebb 0.5).
         early_stopping_patience: stop after this many epochs without improvement (``None``: never).
         plateau_patience: halve (``plateau_factor``) the lr after this many epochs without improvement.
+        validation_fraction: share of the training features held out (a fixed, seeded split) to drive early
+            stopping / plateau and the choice of the best readout epoch. ``0`` (default) keeps pytorch-hebbian's
+            behaviour of monitoring the test loader, which selects on the test set; use e.g. ``0.1`` for an
+            unbiased test accuracy. Needs ``cache=True``.
         criterion: readout loss (default cross-entropy).
         device: where features and readout live (default: the model's device).
         cache: compute the frozen features once per evaluation (``False``: recompute them every readout epoch).
@@ -227,6 +231,7 @@ class LinearProbeEvaluator(Engine):
         early_stopping_patience: Optional[int] = None,
         plateau_patience: Optional[int] = None,
         plateau_factor: float = 0.5,
+        validation_fraction: float = 0.0,
         criterion: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
         device: Device = None,
         cache: bool = True,
@@ -254,6 +259,10 @@ class LinearProbeEvaluator(Engine):
             raise ValueError(f"lr must be > 0, got {lr!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if isinstance(validation_fraction, bool) or not 0 <= validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+        if validation_fraction > 0 and not cache:
+            raise ValueError("validation_fraction needs cache=True (the split is made on the cached features)")
         super().__init__(self._evaluate)
         self.model = model
         self.epochs, self.lr, self.batch_size = epochs, float(lr), batch_size
@@ -261,6 +270,7 @@ class LinearProbeEvaluator(Engine):
         self.dropout = float(dropout)
         self.early_stopping_patience, self.plateau_patience = early_stopping_patience, plateau_patience
         self.plateau_factor = plateau_factor
+        self.validation_fraction = float(validation_fraction)
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         self.device = model_device(model) if device is None else torch.device(device)
         self.cache, self.copy_back, self.seed = cache, copy_back, seed
@@ -324,19 +334,22 @@ class LinearProbeEvaluator(Engine):
 
     def _probe(self, frozen: nn.Module, train_loader: Iterable, test_loader: Optional[Iterable]) -> Dict[str, float]:
         if self.cache:
-            features = self._cached_features(frozen, train_loader)
+            features, held_out = self._split(self._cached_features(frozen, train_loader))
             train, train_eval = self._loader(features, shuffle=True), self._loader(features, shuffle=False)
             test = None if test_loader is None else self._loader(self._cached_features(frozen, test_loader), False)
+            validation = None if held_out is None else self._loader(held_out, shuffle=False)
         else:
             train = train_eval = _FeatureStream(self, frozen, train_loader)
             test = None if test_loader is None else _FeatureStream(self, frozen, test_loader)
+            validation = None
         readout = self._fresh_readout()
         net = nn.Sequential(nn.Dropout(self.dropout), readout) if self.dropout > 0 else readout
         optimizer = torch.optim.Adam(readout.parameters(), lr=self.lr)
         trainer = SupervisedTrainer(net, optimizer, self.criterion, self.device)
         best: Dict[str, Any] = {}
         if self.early_stopping_patience or self.plateau_patience:
-            best = self._monitor(trainer, readout, optimizer, test if test is not None else train_eval)
+            monitored = validation if validation is not None else test if test is not None else train_eval
+            best = self._monitor(trainer, readout, optimizer, monitored)
         trainer.run(train, max_epochs=self.epochs)
         self.readout, self.readout_trainer, self.readout_optimizer = readout, trainer, optimizer
         if best.get("state") is not None:
@@ -355,6 +368,18 @@ class LinearProbeEvaluator(Engine):
         if not pairs:
             raise ValueError("the probe got an empty data loader")
         return TensorDataset(torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs]))
+
+    def _split(self, features: TensorDataset) -> Tuple[TensorDataset, Optional[TensorDataset]]:
+        """``(train, held-out)`` features: a seeded random ``validation_fraction`` is held out (``None`` if 0)."""
+        n = len(features)
+        n_val = int(round(self.validation_fraction * n))
+        if n_val == 0:
+            return features, None
+        if n_val >= n:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training samples out of {n}")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).to(features.tensors[0].device)
+        x, y = features.tensors
+        return TensorDataset(x[order[n_val:]], y[order[n_val:]]), TensorDataset(x[order[:n_val]], y[order[:n_val]])
 
     def _loader(self, features: TensorDataset, shuffle: bool) -> Iterable:
         if shuffle:

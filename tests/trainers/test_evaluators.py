@@ -192,6 +192,27 @@ def test_probe_early_stopping_and_plateau(digits):
     assert metrics["test_accuracy"] > 0.85
 
 
+def test_probe_selects_on_a_held_out_split_not_on_the_test_set(digits):
+    train_loader, test_loader, train, _ = digits
+    model = random_features_net()
+    probe = LinearProbeEvaluator(model, epochs=8, early_stopping_patience=3, validation_fraction=0.25)
+    monitored = []
+    original = probe._monitor
+    probe._monitor = lambda trainer, readout, opt, data: (monitored.append(data), original(trainer, readout, opt, data))[1]
+    metrics = probe.run(train_loader, test_loader)
+    held_out = torch.cat([x for x, _ in monitored[0]])
+    assert len(held_out) == round(0.25 * len(train))  # a quarter of the training set, not the test loader
+    with torch.no_grad():
+        train_features = model[:-1](train.tensors[0])
+    d = torch.cdist(held_out, train_features, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    assert float(d.max()) < 1e-3, d.max()  # training images only
+    assert metrics["train_accuracy"] > 0.8 and metrics["test_accuracy"] > 0.8
+    with pytest.raises(ValueError, match="validation_fraction"):
+        LinearProbeEvaluator(model, validation_fraction=1.0)
+    with pytest.raises(ValueError, match="cache=True"):
+        LinearProbeEvaluator(model, validation_fraction=0.1, cache=False)
+
+
 def test_probe_without_test_data_scores_on_train(digits):
     model = random_features_net()
     probe = LinearProbeEvaluator(model, epochs=2)
