@@ -57,7 +57,11 @@ class LearningRule(ABC):
         """Batch sums from the prepared input ``x`` and bare drive ``u`` (see :meth:`LayerView.prepare`)."""
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
-        """Turn reduced statistics into :math:`\\Delta W`. Default: ``stats["delta"]`` normalised by ``self.normalize``."""
+        """Turn reduced statistics into :math:`\\Delta W`. Default: ``stats["delta"]`` normalised by ``self.normalize``.
+
+        The statistics are consumed: implementations may overwrite their tensors in place (so call
+        :meth:`statistics` again rather than finalizing the same dict twice).
+        """
         return normalize_delta(stats["delta"], stats.get("count"), getattr(self, "normalize", "mean"))
 
     def update(
@@ -194,11 +198,14 @@ def normalize_delta(delta: Tensor, count: Optional[Tensor], mode: str) -> Tensor
     * ``"max_abs"``: divide by the layer's largest absolute element, :math:`\\hat\\Delta = \\Delta/(\\max|\\Delta| + 10^{-30})`,
       so the largest element step equals the learning rate (Krotov, SoftHebb, GHL);
     * ``"sum"``: leave the batch sum as it is.
+
+    ``delta`` is divided in place (it is a batch sum that :meth:`LearningRule.finalize` consumes): no weight-sized
+    allocation on the hot path.
     """
     if mode == "mean":
-        return delta / count.clamp_min(1)
+        return delta.div_(count.clamp_min(1))
     if mode == "max_abs":
-        return delta / (max_abs(delta) + _TINY)
+        return delta.div_(max_abs(delta) + _TINY)
     return delta
 
 

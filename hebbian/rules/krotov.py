@@ -85,4 +85,4 @@ class Krotov(LearningRule):
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         ds = stats["delta"]
-        return ds / max_abs(ds).clamp_min(self.prec)
+        return ds.div_(max_abs(ds).clamp_min(self.prec))  # in place: the statistics are consumed here
