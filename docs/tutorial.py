@@ -170,8 +170,8 @@ print("prototypes:", prototypes.round(decimals=2).tolist())
 # features) measures how useful they are. Random, untrained weights are the baseline.
 
 # %%
-from hebbian.cli.compare import method_config
-from hebbian.cli.config import resolve_config
+from hebbian.config import method_config
+from hebbian.config import resolve_config
 from hebbian.experiment import Experiment
 
 QUICK = [("log.progress", False), ("train.epochs", 5), ("probe.epochs", 20)]

@@ -4,7 +4,7 @@ Console script ``hebbian`` (``hebbian.cli:main``); also ``python -m hebbian.cli`
 ``hebbian.cli.main(["compare", "--rules", "oja,krotov"])`` returns the exit code.
 """
 
-from hebbian.cli.errors import ConfigError, UsageError
+from hebbian.errors import ConfigError, UsageError
 from hebbian.cli.main import build_parser, main
 
 __all__ = ["main", "build_parser", "ConfigError", "UsageError"]

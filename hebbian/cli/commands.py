@@ -6,19 +6,16 @@ import argparse
 import json
 from typing import Any, Dict, List
 
-from hebbian.cli.config import SCHEMA, Field, dump, list_configs, load_file, resolve_config
+from hebbian.config import SCHEMA, Field, dump, list_configs, load_file, method_config, resolve_config
 from hebbian.cli.main import flag_overrides
 
 
 def run_config(args: argparse.Namespace) -> Dict[str, Any]:
-    """The config of ``train`` / ``config``: the file, then ``--set`` and the flags. A ``--rule`` other than the
-    file's starts without the file's ``rule.params`` / ``rule.layers`` (they belong to the file's rule), as in
-    ``compare``; ``--set rule.params.x=...`` still applies."""
+    """The config of ``train`` / ``config``: the file, its recipe for the method (``--rule``, else the file's rule),
+    then ``--set`` and the flags: the same config that ``compare`` runs for that method."""
     overrides = flag_overrides(args)
-    if getattr(args, "rule", None):
-        if args.rule != resolve_config(args.config)["rule"]["name"]:
-            overrides = [("rule.params", {}), ("rule.layers", {})] + overrides
-    return resolve_config(args.config, overrides)
+    base = resolve_config(args.config, [(k, v) for k, v in overrides if k != "rule.name"])
+    return method_config(base, getattr(args, "rule", None) or base["rule"]["name"], overrides)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -26,7 +23,7 @@ def train(args: argparse.Namespace) -> int:
 
     Exit code 1 when the rule diverged (a non-finite update stopped training; the run is still evaluated).
     """
-    from hebbian.experiment import default_run_dir, run, summary_line
+    from hebbian.runs import default_run_dir, run, summary_line
 
     cfg = run_config(args)
     run_dir = default_run_dir(cfg)
@@ -38,7 +35,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _run_overrides(args: argparse.Namespace) -> List[Any]:
-    from hebbian.cli.config import parse_override
+    from hebbian.config import parse_override
 
     pairs = [parse_override(text) for text in args.overrides]
     for dest, key in (("data_root", "data.root"), ("device", "device"), ("probe_epochs", "probe.epochs")):
@@ -49,7 +46,7 @@ def _run_overrides(args: argparse.Namespace) -> List[Any]:
 
 def evaluate(args: argparse.Namespace) -> int:
     """``hebbian evaluate CHECKPOINT``: linear-probe (and network) accuracy of a saved run; writes ``evaluation.json``."""
-    from hebbian.experiment import load_run
+    from hebbian.runs import load_run
 
     exp, run_dir, ckpt = load_run(args.checkpoint, _run_overrides(args))
     metrics: Dict[str, Any] = {"checkpoint": str(ckpt), "rule": exp.cfg["rule"]["name"],
@@ -64,8 +61,8 @@ def visualize(args: argparse.Namespace) -> int:
     """``hebbian visualize CHECKPOINT``: the filters of a saved run's Hebbian layer as a PNG."""
     from pathlib import Path
 
-    from hebbian.cli.errors import UsageError
-    from hebbian.experiment import load_run, prepare_run_dir
+    from hebbian.errors import UsageError
+    from hebbian.runs import load_run, prepare_run_dir
     from hebbian.visualizers import plot_filters, save_figure
 
     if args.max_filters < 1:

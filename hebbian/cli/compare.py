@@ -1,6 +1,6 @@
 """``hebbian compare``: several methods on the same data, seed and data order; a table and one comparison figure.
 
-Each method runs as :func:`hebbian.experiment.run` in ``OUT/<method>/`` (its config, metrics, checkpoint, filters
+Each method runs as :func:`hebbian.runs.run` in ``OUT/<method>/`` (its config, metrics, checkpoint, filters
 and TensorBoard logs; ``tensorboard --logdir OUT`` shows them side by side). ``OUT/results.csv`` and
 ``OUT/results.md`` hold the table, ``OUT/comparison.png`` the accuracy per method and the learned filters of each.
 """
@@ -12,8 +12,8 @@ import csv
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-from hebbian.cli.config import Config, deep_merge, resolve_config, save, validate
-from hebbian.cli.errors import ConfigError, UsageError
+from hebbian.config import method_config, resolve_config, save
+from hebbian.errors import ConfigError, UsageError
 from hebbian.cli.main import flag_overrides
 
 #: Columns of the results table: (key in the metrics, header).
@@ -29,39 +29,9 @@ COLUMNS: Tuple[Tuple[str, str], ...] = (
 )
 
 
-def method_config(base: Config, method: str, overrides: Sequence[Tuple[str, Any]]) -> Config:
-    """``base`` with ``compare.runs[method]`` merged in, ``rule.name = method``, then the command-line overrides.
-
-    The base's ``rule.params`` and ``rule.layers`` belong to the base's rule: another method starts without them
-    (its own come from ``compare.runs[method]``).
-
-    Raises:
-        ConfigError: a bad per-method override (the key is reported as ``compare.runs.<method>.<key>``).
-    """
-    from hebbian.cli.config import set_key
-
-    runs = base["compare"]["runs"]
-    extra = runs.get(method) or {}
-    if not isinstance(extra, Mapping):
-        raise ConfigError(f"compare.runs.{method}", f"expected a mapping of config sections, got {extra!r}")
-    cfg = deep_merge(base, {})
-    if method != base["rule"]["name"]:
-        cfg["rule"] = {"name": method, "params": {}, "layers": {}}
-    cfg = deep_merge(cfg, extra)
-    cfg["rule"]["name"] = method
-    try:
-        cfg = validate(cfg)
-    except ConfigError as err:
-        raise ConfigError(f"compare.runs.{method}.{err.key}", str(err).split(": ", 1)[-1]) from None
-    for key, value in overrides:
-        set_key(cfg, key, value)
-    cfg["rule"]["name"] = method
-    return validate(cfg)
-
-
 def check_methods(methods: Sequence[str]) -> List[str]:
     """The methods, checked against the registered rules and the baselines (an unknown one lists the known ones)."""
-    from hebbian.cli.config import BASELINES
+    from hebbian.config import BASELINES
     from hebbian.rules import get_rule_info, list_rules
 
     known = list_rules() + list(BASELINES)
@@ -143,7 +113,8 @@ def comparison_figure(rows: Sequence[Mapping[str, Any]], weights: Mapping[str, A
 
 def compare(args: argparse.Namespace) -> int:
     """``hebbian compare [CONFIG] [--rules a,b,...]``."""
-    from hebbian.experiment import check_config, default_run_dir, load_data, prepare_run_dir, run
+    from hebbian.experiment import check_config, load_data
+    from hebbian.runs import default_run_dir, prepare_run_dir, run
 
     overrides = flag_overrides(args)
     base = resolve_config(args.config, overrides)

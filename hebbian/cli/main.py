@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any, List, Optional, Sequence, Tuple
 
-from hebbian.cli.errors import EXIT_USAGE, UsageError
+from hebbian.errors import EXIT_USAGE, UsageError
 
 #: Dedicated flags and the config keys they set: (flag, dest, key, type, help).
 FLAGS: Tuple[Tuple[str, str, str, Any, str], ...] = (
@@ -50,7 +50,7 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, rule_flag: bool) -> None:
 
 def flag_overrides(args: argparse.Namespace) -> List[Tuple[str, Any]]:
     """The ``--set`` overrides, then the dedicated flags that were given, as ``(key, value)`` pairs in that order."""
-    from hebbian.cli.config import parse_override
+    from hebbian.config import parse_override
 
     pairs = [parse_override(text) for text in getattr(args, "overrides", [])]
     for _, dest, key, _, _ in FLAGS:

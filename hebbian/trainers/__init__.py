@@ -1,7 +1,8 @@
 """Trainers: Ignite engines that apply learning rules to ordinary PyTorch models."""
 
 from hebbian.trainers.batch import prepare_batch
-from hebbian.trainers.binding import RuleBinding, bind_rules, candidate_layers, unwrap_model
+from hebbian.models.discovery import candidate_layers, unwrap_model
+from hebbian.trainers.binding import RuleBinding, bind_rules
 from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.events import HebbianEvents
 from hebbian.trainers.guard import NonFiniteGuard, NonFiniteUpdateError

@@ -34,7 +34,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-from hebbian.trainers.binding import RuleBinding, unwrap_model
+from hebbian.models.discovery import unwrap_model
+from hebbian.trainers.binding import RuleBinding
 
 PathLike = Union[str, Path]
 

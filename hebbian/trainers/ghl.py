@@ -23,7 +23,8 @@ from torch import Tensor, nn
 from hebbian.rules.base import LearningRule, Statistics
 from hebbian.rules.ghl import GHL
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
-from hebbian.trainers.binding import RuleBinding, candidate_layers, unwrap_model
+from hebbian.models.discovery import candidate_layers, unwrap_model
+from hebbian.trainers.binding import RuleBinding
 from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.distributed import all_reduce_gradients, all_reduce_statistics
 from hebbian.trainers.evaluators import model_device

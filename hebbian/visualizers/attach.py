@@ -8,7 +8,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers.tensorboard_logger import TensorboardLogger, WeightsHistHandler
 from torch import Tensor, nn
 
-from hebbian.trainers.binding import unwrap_model
+from hebbian.models.discovery import unwrap_model
 from hebbian.visualizers.handlers import (
     ActivationStatsHandler,
     FilterGridHandler,

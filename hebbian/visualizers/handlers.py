@@ -34,7 +34,7 @@ from ignite.handlers.base_logger import BaseHandler, BaseWeightsHandler
 from ignite.handlers.tensorboard_logger import TensorboardLogger
 from torch import Tensor, nn
 
-from hebbian.trainers.binding import candidate_layers, unwrap_model
+from hebbian.models.discovery import candidate_layers, unwrap_model
 from hebbian.visualizers.activations import COMPETITIVE_RULES, ActivationRecorder, summarize
 from hebbian.rules.base import check_positive
 from hebbian.visualizers.convergence import converged_fraction, convergence_targets, unit_norms

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from hebbian.cli import main
-from hebbian.cli.config import resolve_config
+from hebbian.config import resolve_config
 
 #: Small and fast: 1 epoch on 300 digits, a 3-epoch probe, no progress bar.
 FAST = ["--epochs", "1", "--probe-epochs", "3", "--train-limit", "300", "--test-limit", "120", "--no-progress",
@@ -82,7 +82,8 @@ def test_evaluate_reproduces_the_probe_accuracy_from_the_checkpoint(trained: Pat
 def test_load_run_restores_the_trained_weights_not_a_fresh_model(trained: Path):
     import torch
 
-    from hebbian.experiment import Experiment, load_run
+    from hebbian.experiment import Experiment
+    from hebbian.runs import load_run
     from hebbian.trainers.checkpoint import load_checkpoint
 
     exp, run_dir, ckpt = load_run(trained)
@@ -106,7 +107,7 @@ def test_compare_writes_table_figure_and_per_method_logs(tmp_path: Path, capsys)
     out = tmp_path / "cmp"
     methods = ["oja", "krotov", "backprop", "random"]
     assert main(["compare", "--rules", ",".join(methods), "--out", str(out), *FAST,
-                 "--set", "compare.runs.backprop.train.lr=0.1"]) == 0
+                 "--set", "recipes.backprop.train.lr=0.1"]) == 0
     printed = capsys.readouterr().out
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -127,7 +128,7 @@ def test_compare_writes_table_figure_and_per_method_logs(tmp_path: Path, capsys)
 
 def test_compare_reports_a_diverging_rule_instead_of_crashing(tmp_path: Path, capsys):
     out = tmp_path / "cmp"
-    code = main(["compare", "--rules", "hebb", "--out", str(out), *FAST, "--set", "compare.runs.hebb.train.lr=1e12",
+    code = main(["compare", "--rules", "hebb", "--out", str(out), *FAST, "--set", "recipes.hebb.train.lr=1e12",
                  "--no-tensorboard"])
     assert code == 0
     row = next(csv.DictReader((out / "results.csv").open()))
@@ -190,7 +191,7 @@ def _error(capsys, argv) -> str:
     (["train", "compare_digits", "--set", "rule.params.k=0"], ["rule.params", "k"]),
     (["train", "compare_digits", "--set", "model.options.bogus=1"], ["model.options", "bogus"]),
     (["train", "compare_digits", "--set", "rule.layers.conv9.lr=1"], ["rule.layers.conv9", "linear1"]),
-    (["train", "compare_digits", "--rule", "backprop"], ["train.optimizer", "sgd"]),
+    (["train", "compare_digits", "--rule", "backprop", "--set", "train.optimizer=local"], ["train.optimizer", "--set train.optimizer=sgd"]),
     (["train", "no_such_config"], ["neither a file nor a packaged config", "compare_digits"]),
     (["evaluate", "/no/such/run"], ["does not exist"]),
 ])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hebbian.cli.config import (
+from hebbian.config import (
     ConfigError,
     config_path,
     defaults,

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from hebbian.cli.compare import method_config
-from hebbian.cli.config import CONFIG_DIR, list_configs, load_file, resolve_config
+from hebbian.config import method_config
+from hebbian.config import CONFIG_DIR, list_configs, load_file, resolve_config
 from hebbian.data import get_dataset_info
-from hebbian.experiment import Data, check_config, run
+from hebbian.experiment import Data, check_config
+from hebbian.runs import run
 
 CONFIGS = list_configs()
 

@@ -25,7 +25,7 @@ def test_exactly_two_setup_commands_and_ci_runs_the_second():
 
 def test_documented_commands_and_configs_exist(capsys):
     from hebbian.cli import main
-    from hebbian.cli.config import list_configs
+    from hebbian.config import list_configs
 
     commands = set(re.findall(r"^hebbian (\w+)", "\n".join(blocks("bash")), flags=re.M))
     assert commands >= {"compare", "train", "evaluate", "visualize", "list", "config"}

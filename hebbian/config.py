@@ -3,7 +3,7 @@
 A config is a nested ``dict``. :data:`SCHEMA` declares every key (its type, default and meaning); a YAML file only
 lists what differs from the defaults, may name a ``base`` config to start from, and ``--set`` / dedicated flags
 override it. :func:`resolve_config` merges the three and validates the result: an unknown key or a value of the
-wrong type raises :class:`~hebbian.cli.errors.ConfigError` naming the key and what was expected. The resolved config
+wrong type raises :class:`~hebbian.errors.ConfigError` naming the key and what was expected. The resolved config
 is what a run saves as ``config.yaml``, so ``hebbian train RUN/config.yaml`` repeats the run.
 
 Example::
@@ -24,12 +24,12 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
-from hebbian.cli.errors import ConfigError
+from hebbian.errors import ConfigError
 
 Config = Dict[str, Any]
 
 #: Folder of the packaged configs (``hebbian list configs``).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 #: Methods that are not registered learning rules.
 BASELINES = ("backprop", "random")
@@ -237,8 +237,9 @@ SCHEMA: Dict[str, Any] = {
     },
     "compare": {
         "rules": Field(list, [], "methods of `hebbian compare` (rules, backprop, random)"),
-        "runs": Field(dict, {}, "per-method overrides: {method: {section: {key: value}}}"),
     },
+    "recipes": Field(dict, {}, "per-method settings merged over this config whenever that method runs (train "
+                     "--rule, compare, Python): {method: {section: {key: value}}}"),
 }
 
 
@@ -407,6 +408,43 @@ def resolve_config(
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
         set_key(cfg, key, value)
+    return validate(cfg)
+
+
+def method_config(base: Config, method: str, overrides: Iterable[Union[str, Tuple[str, Any]]] = ()) -> Config:
+    """The config that runs ``method``: ``base`` with ``recipes[method]`` merged in, then the overrides.
+
+    This is the one place where a method's settings (learning rate, initial weights, optimizer, hyperparameters)
+    are applied: ``hebbian train CONFIG --rule METHOD``, ``hebbian compare`` and Python all call it, so a method
+    runs the same way everywhere. The base's ``rule.params`` and ``rule.layers`` belong to the base's rule: another
+    method starts without them (its own come from its recipe or the overrides).
+
+    Args:
+        base: a resolved config.
+        method: a registered rule, ``backprop`` or ``random``.
+        overrides: ``"key.sub=value"`` strings or ``(key, value)`` pairs, applied after the recipe.
+
+    Raises:
+        ConfigError: a bad recipe (the key is reported as ``recipes.<method>.<key>``) or override.
+    """
+    recipe = base["recipes"].get(method) or {}
+    if not isinstance(recipe, Mapping):
+        raise ConfigError(f"recipes.{method}", f"expected a mapping of config sections, got {recipe!r}")
+    if "recipes" in recipe:
+        raise ConfigError(f"recipes.{method}.recipes", "a recipe cannot hold recipes")
+    cfg = deep_merge(base, {})
+    if method != base["rule"]["name"]:
+        cfg["rule"] = {"name": method, "params": {}, "layers": {}}
+    cfg = deep_merge(cfg, recipe)
+    cfg["rule"]["name"] = method
+    try:
+        cfg = validate(cfg)
+    except ConfigError as err:
+        raise ConfigError(f"recipes.{method}.{err.key}", str(err).split(": ", 1)[-1]) from None
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
+        if key != "rule.name":
+            set_key(cfg, key, value)
     return validate(cfg)
 
 
