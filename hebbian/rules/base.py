@@ -107,12 +107,7 @@ class LearningRule(ABC):
     ) -> None:
         """Check labels and global gradient against the rule's needs (shape checks only, no host sync)."""
         if self.info.needs_labels:
-            if labels is None:
-                raise ValueError(f"rule {self.info.name!r} needs labels, got labels=None")
-            if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-                raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
-            if labels.dim() != 1 or labels.shape[0] != x.shape[0]:
-                raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
+            check_labels(self.info.name, labels, x.shape[0])
         if self.info.needs_global_grad:
             if grad is None:
                 raise ValueError(f"rule {self.info.name!r} needs the layer's gradient dL/dW, got grad=None")
@@ -176,6 +171,16 @@ def _unplain(rule: LearningRule, hp: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- shared validation and post-processing
+def check_labels(rule: str, labels: Optional[Tensor], batch: int) -> None:
+    """Labels of a rule with ``needs_labels``: integer class indices of shape ``(batch,)`` (no host sync)."""
+    if labels is None:
+        raise ValueError(f"rule {rule!r} needs labels, got labels=None")
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != batch:
+        raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
+
+
 def check_positive(name: str, value: float, *, strict: bool = True) -> float:
     """Validate a (strictly) positive finite number and return it as float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

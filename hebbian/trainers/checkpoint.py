@@ -10,7 +10,13 @@ Built on Ignite's ``Checkpoint`` and ``DiskSaver``:
   objects is refused. Everything saved (weights, optimizer and scheduler state, engine state with its RNG states,
   rule hyperparameters and state tensors) is tensors and plain Python values.
 * **exact**: with :class:`~hebbian.trainers.DeterministicHebbianTrainer`, a run resumed from a mid-epoch checkpoint
-  continues with the same batches and the same RNG states, and ends with the same weights bit for bit.
+  continues with the same batches and the same RNG states, and ends with the same weights bit for bit. With any
+  engine, checkpointing the loader's data order (``in_memory_loader(...).batch_sampler``) and :class:`RNGStates`
+  does the same (what ``hebbian train --resume`` relies on).
+* **finite**: a checkpoint holding NaN/Inf is neither written (:class:`KeepPreviousDiskSaver` refuses it) nor loaded
+  (:func:`resume_from` refuses it).
+* **recognisable**: a file that is truncated, empty or not a checkpoint of this package raises
+  :class:`InvalidCheckpointError` ("not a valid checkpoint (truncated or not written by hebbian)").
 
 Example::
 
@@ -25,8 +31,11 @@ Example::
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -36,8 +45,22 @@ from ignite.handlers import Checkpoint, DiskSaver
 
 from hebbian.models.discovery import unwrap_model
 from hebbian.trainers.binding import RuleBinding
+from hebbian.trainers.guard import NonFiniteUpdateError
+from hebbian.trainers.hebbian_trainer import get_rng_states, set_rng_states
 
 PathLike = Union[str, Path]
+
+#: Suffix of a checkpoint being written (renamed onto its final name when complete; see :func:`remove_partial_saves`).
+PARTIAL_SUFFIX = ".partial"
+
+
+class InvalidCheckpointError(ValueError):
+    """A file that cannot be a checkpoint of this package: truncated, empty, not a torch file, or holding objects
+    other than tensors and plain Python values (which are never unpickled)."""
+
+
+class NonFiniteCheckpointError(NonFiniteUpdateError):
+    """A checkpoint would hold (or holds) NaN/Inf values; it is not written (or not loaded)."""
 
 
 class RuleStates:
@@ -70,6 +93,21 @@ class RuleStates:
             b.rule.load_state_dict(state_dict[b.name])
 
 
+class RNGStates:
+    """The Python, NumPy, torch (and CUDA) global RNG states as one checkpointable object.
+
+    ``state_dict()`` holds tensors and plain Python values only (loads with ``weights_only=True``). Checkpoint it with
+    a plain (non-deterministic) engine so that a resumed run draws the same random numbers (dropout, noise) as an
+    uninterrupted one; :class:`~hebbian.trainers.DeterministicHebbianTrainer` saves them in its own state.
+    """
+
+    def state_dict(self) -> Dict[str, Any]:
+        return get_rng_states()
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        set_rng_states(state_dict)
+
+
 def checkpoint_objects(trainer: Any, **extra: Any) -> Dict[str, Any]:
     """What a Hebbian run needs to resume: ``model`` (unwrapped from DDP), ``optimizer``, ``trainer``, ``rules``.
 
@@ -91,11 +129,17 @@ def checkpoint_objects(trainer: Any, **extra: Any) -> Dict[str, Any]:
 
 
 class KeepPreviousDiskSaver(DiskSaver):
-    """An atomic ``DiskSaver`` that deletes an outdated checkpoint only after the next one is safely written.
+    """An atomic ``DiskSaver`` that deletes an outdated checkpoint only after the next one is safely written, and
+    refuses to write a checkpoint holding NaN/Inf.
 
     ``Checkpoint`` calls ``remove`` for the checkpoint that falls out of ``n_saved`` *before* it saves the new one;
     here that deletion waits until the save has succeeded, so that a crash while saving leaves the previous
-    checkpoint in place. (The write itself is atomic: ``DiskSaver`` saves to a temporary file and renames it.)
+    checkpoint in place. The write goes to ``.<name>.<random>.partial`` in the same folder, is flushed to disk and
+    renamed onto ``<name>`` (atomic); a process killed mid-save leaves only that partial file, which
+    :func:`remove_partial_saves` deletes.
+
+    Raises (when called):
+        NonFiniteCheckpointError: a floating-point tensor of the checkpoint holds NaN/Inf (nothing is written).
     """
 
     def __init__(self, dirname: PathLike, **kwargs: Any) -> None:
@@ -105,14 +149,78 @@ class KeepPreviousDiskSaver(DiskSaver):
         self._pending_removals: List[str] = []
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Optional[Mapping] = None) -> None:
+        bad = non_finite_entries(checkpoint)
+        if bad:
+            self._pending_removals = []
+            raise NonFiniteCheckpointError(f"refusing to save checkpoint {filename!r}: non-finite (NaN/Inf) values "
+                                           f"in {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
         super().__call__(checkpoint, filename, metadata)
         pending, self._pending_removals = self._pending_removals, []
         for name in pending:
             if name != filename and (self.dirname / name).exists():
                 super().remove(name)
 
+    def _save_func(self, checkpoint: Mapping, path: Path, func: Any) -> None:
+        tmp = tempfile.NamedTemporaryFile(delete=False, dir=self.dirname, prefix=f".{path.name}.",
+                                          suffix=PARTIAL_SUFFIX)
+        try:
+            func(checkpoint, tmp.file, **self.kwargs)
+            tmp.file.flush()
+            os.fsync(tmp.file.fileno())
+        except BaseException:
+            tmp.close()
+            os.remove(tmp.name)
+            raise
+        tmp.close()
+        os.replace(tmp.name, path)
+        os.chmod(path, 0o644)
+
     def remove(self, filename: str) -> None:
         self._pending_removals.append(filename)
+
+
+_IGNITE_TEMP = re.compile(r"^tmp[a-z0-9_]{8}$")
+
+
+def remove_partial_saves(dirname: PathLike) -> List[Path]:
+    """Delete the partial files that a process killed while saving left in ``dirname``; returns them.
+
+    Only call it while no other process saves there (``hebbian train`` holds the run folder's lock). Also removes
+    the ``tmpXXXXXXXX`` files that Ignite's own atomic ``DiskSaver`` leaves in the same situation.
+    """
+    removed = []
+    folder = Path(dirname)
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        partial = path.name.startswith(".") and path.name.endswith(PARTIAL_SUFFIX)
+        if path.is_file() and (partial or _IGNITE_TEMP.match(path.name)):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def non_finite_entries(obj: Any, prefix: str = "") -> List[str]:
+    """Dotted names of the floating-point tensors inside ``obj`` (nested dicts, lists, tuples) that hold NaN/Inf.
+
+    One reduction per tensor (its float64 sum, which is non-finite exactly when an element is NaN/Inf or, for
+    finite float32 values, never).
+    """
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            return [] if bool(torch.isfinite(obj.detach().sum(dtype=torch.float64 if obj.is_floating_point()
+                                                                 else torch.complex128))) else [prefix or "tensor"]
+        return []
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return []
+    out: List[str] = []
+    for key, value in items:
+        out += non_finite_entries(value, f"{prefix}.{key}" if prefix else str(key))
+    return out
 
 
 def setup_checkpointing(
@@ -179,18 +287,23 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]
 
     Raises:
         FileNotFoundError: no such file.
-        pickle.UnpicklingError: the file holds other objects (it could run code when unpickled); it is refused.
+        InvalidCheckpointError: the file is truncated, empty, not a torch file, not a dict of entries, or holds
+            other objects (which could run code when unpickled: refused, never unpickled).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    invalid = f"{str(path)!r} is not a valid checkpoint (truncated or not written by hebbian)"
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f"refusing to load checkpoint {str(path)!r}: it holds objects other than tensors and plain Python "
-            f"values (loaded with weights_only=True). Details: {err}"
-        ) from err
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # objects other than tensors and plain values: refused before anything ran
+        raise InvalidCheckpointError(f"{invalid}: it holds objects other than tensors and plain Python values, "
+                                     "which are never loaded") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile):
+        raise InvalidCheckpointError(invalid) from None
+    if not isinstance(checkpoint, dict):
+        raise InvalidCheckpointError(f"{invalid}: it holds a {type(checkpoint).__name__}, not a dict of entries")
+    return checkpoint
 
 
 def resume_from(path: PathLike, to_load: Mapping[str, Any], map_location: Any = "cpu", **kwargs: Any) -> Path:
@@ -208,6 +321,12 @@ def resume_from(path: PathLike, to_load: Mapping[str, Any], map_location: Any = 
 
     Returns:
         The file that was loaded.
+
+    Raises:
+        FileNotFoundError: no such file, or no checkpoint in the directory.
+        InvalidCheckpointError: see :func:`load_checkpoint`.
+        KeyError: entries of ``to_load`` are missing from the checkpoint.
+        NonFiniteCheckpointError: it holds NaN/Inf (nothing is loaded).
     """
     path = Path(path)
     if path.is_dir():
@@ -216,6 +335,10 @@ def resume_from(path: PathLike, to_load: Mapping[str, Any], map_location: Any = 
             raise FileNotFoundError(f"no checkpoint (*_<step>.pt) in directory {str(path)!r}")
         path = latest
     checkpoint = load_checkpoint(path, map_location)
+    bad = non_finite_entries({k: checkpoint[k] for k in to_load if k in checkpoint})
+    if bad:
+        raise NonFiniteCheckpointError(f"checkpoint {str(path)!r} holds non-finite (NaN/Inf) values in "
+                                       f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; refusing to load it")
     missing = sorted(set(to_load) - set(checkpoint)) if len(to_load) > 1 else []
     if missing:
         raise KeyError(f"checkpoint {str(path)!r} has no entries {missing}; it holds {sorted(checkpoint)}")
@@ -224,6 +347,7 @@ def resume_from(path: PathLike, to_load: Mapping[str, Any], map_location: Any = 
 
 
 __all__ = [
+    "InvalidCheckpointError", "NonFiniteCheckpointError", "RNGStates", "remove_partial_saves", "non_finite_entries",
     "RuleStates", "checkpoint_objects", "KeepPreviousDiskSaver", "setup_checkpointing", "latest_checkpoint",
     "load_checkpoint", "resume_from",
 ]

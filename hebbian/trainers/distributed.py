@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Union
 
 import ignite.distributed as idist
 import torch
@@ -35,9 +35,21 @@ def all_reduce_statistics(stats: Sequence[Statistics]) -> List[Statistics]:
     return out
 
 
-def all_reduce_gradients(model: torch.nn.Module) -> None:
-    """Average ``.grad`` of every parameter over all workers (what DDP does during ``backward``).
+def batch_share(local_size: int, device: Union[str, torch.device] = "cpu") -> Optional[Tensor]:
+    """This worker's share :math:`n_r / N` of the global batch (a 0-d tensor on ``device``; one ``all_reduce``), or
+    ``None`` in a single process. An uneven last batch (e.g. 17 and 16 samples) gets unequal shares."""
+    if idist.get_world_size() <= 1:
+        return None
+    local = torch.tensor(float(local_size), dtype=torch.float64, device=device)
+    return local / idist.all_reduce(local.clone(), op="SUM")
 
+
+def all_reduce_gradients(model: torch.nn.Module, share: Optional[Tensor] = None) -> None:
+    """Combine ``.grad`` of every parameter over all workers into the gradient of the global batch.
+
+    With ``share`` (this worker's :func:`batch_share` :math:`n_r/N`) the result is :math:`\\sum_r (n_r/N)\\,g_r`,
+    the gradient of the global batch's mean loss when each :math:`g_r` is of its local mean loss, for uneven
+    batches too; without it the plain average :math:`\\frac1R \\sum_r g_r` (what DDP does during ``backward``).
     For data-parallel runs whose model is not wrapped in ``DistributedDataParallel``; a no-op in a single process.
     """
     if idist.get_world_size() <= 1:
@@ -45,7 +57,11 @@ def all_reduce_gradients(model: torch.nn.Module) -> None:
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return
-    buffer = idist.all_reduce(torch.cat([g.reshape(-1) for g in grads]), op="SUM") / idist.get_world_size()
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    if share is None:
+        buffer = idist.all_reduce(flat, op="SUM") / idist.get_world_size()
+    else:
+        buffer = idist.all_reduce(flat.mul_(share.to(flat.dtype)), op="SUM")
     offset = 0
     for g in grads:
         g.copy_(buffer[offset:offset + g.numel()].view_as(g))

@@ -15,6 +15,7 @@ import contextlib
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine
 from ignite.handlers import LRScheduler
@@ -26,7 +27,7 @@ from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.models.discovery import candidate_layers, unwrap_model
 from hebbian.trainers.binding import RuleBinding
 from hebbian.trainers.capture import LayerCapture
-from hebbian.trainers.distributed import all_reduce_gradients, all_reduce_statistics
+from hebbian.trainers.distributed import all_reduce_gradients, all_reduce_statistics, batch_share
 from hebbian.trainers.evaluators import model_device
 from hebbian.trainers.guard import NonFiniteGuard
 from hebbian.trainers.hebbian_trainer import (
@@ -168,10 +169,14 @@ def ghl_training_step(
        :class:`~hebbian.trainers.capture.LayerCapture` records every enabled Hebbian layer's ``(x, u)``;
     2. each rule's batch sums from ``(x, u)`` (in the weight's dtype, outside autocast); the records are released;
     3. ``loss_fn(y_pred, y).backward()`` (scaled by ``scaler`` when given, then unscaled);
-    4. the sums are all-reduced over workers; each rule finalizes with ``grad = layer.weight.grad`` (under DDP already
-       averaged, so the sign is taken after the all-reduce), the update is guarded against NaN/Inf and written into
+    4. the sums are all-reduced over workers; each rule finalizes with ``grad = layer.weight.grad`` (the gradient of
+       the global batch's mean loss: each worker's gradient weighted by its share :math:`n_r / N` of the global
+       batch, so that an uneven last batch gives what one process gives; under DDP the loss is scaled by
+       :math:`R\\,n_r/N` before DDP's plain average), the update is guarded against NaN/Inf and written into
        ``.grad`` as :math:`-\\Delta W`, replacing the backprop gradient of the Hebbian layers only;
-    5. ``optimizer.step()`` (``scaler.step`` / ``scaler.update``).
+    5. ``optimizer.step()`` (``scaler.step`` / ``scaler.update``); the stepped weights are checked to be finite.
+
+    ``loss_fn`` must average over the batch (as the default cross-entropy does).
 
     Returns:
         ``update(engine, batch) -> output_transform(x, y, y_pred, loss)``, by default the detached loss tensor (no host
@@ -199,11 +204,14 @@ def ghl_training_step(
         with torch.no_grad():
             stats = layer_statistics(active, records, y)
         records.clear()
-        (loss if scaler is None else scaler.scale(loss)).backward()
+        share = batch_share(x.shape[0], loss.device)  # n_r / N (1 in a single process)
+        ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+        scaled = loss * (idist.get_world_size() * share) if ddp and share is not None else loss
+        (scaled if scaler is None else scaler.scale(scaled)).backward()
         if scaler is not None:
             scaler.unscale_(optimizer)
-        if not isinstance(model, nn.parallel.DistributedDataParallel):
-            all_reduce_gradients(model)  # data-parallel without DDP: the sign must come from the global gradient
+        if not ddp:
+            all_reduce_gradients(model, share)  # data-parallel without DDP: the sign must come from the global gradient
         with torch.no_grad():
             grads = [_global_grad(b, scaler is not None) for b in active]
             updates = apply_updates(engine, active, reduce(stats), guard, grads)
@@ -215,6 +223,7 @@ def ghl_training_step(
         else:
             scaler.step(optimizer)
             scaler.update()
+        guard.check_weights([guard.bindings.index(b) for b in active], engine.state.iteration)
         engine.state.hebbian_updates = updates
         return output_transform(x, y, y_pred, loss)
 

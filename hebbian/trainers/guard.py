@@ -1,4 +1,5 @@
-"""Guard against non-finite updates: they are never applied, and training stops naming the layer and rule."""
+"""Guard against non-finite updates and weights: a NaN/Inf update is never applied, weights that a (finite) step
+overflowed are detected right after the step, and training stops naming the layer and rule."""
 
 from __future__ import annotations
 
@@ -11,11 +12,30 @@ from hebbian.trainers.binding import RuleBinding
 
 
 class NonFiniteUpdateError(RuntimeError):
-    """A rule produced NaN or Inf for a layer; the update was not applied."""
+    """A rule produced NaN or Inf for a layer; the update was not applied.
+
+    ``weights_finite`` is ``True`` when the weights in memory are still finite (the update was refused), ``False``
+    when an optimizer step made them non-finite (:class:`NonFiniteWeightsError`).
+    """
+
+    weights_finite = True
+
+
+class NonFiniteWeightsError(NonFiniteUpdateError):
+    """An optimizer step turned a layer's weights into NaN/Inf (e.g. a finite update times a huge learning rate);
+    the weights in memory are no longer finite, so nothing of them may be saved."""
+
+    weights_finite = False
+
+
+def finite(t: Tensor) -> Tensor:
+    """A 0-d bool tensor: whether every element of ``t`` is finite, in one pass (the float64 sum of ``t``: NaN/Inf
+    propagate, while finite float32/float16 values cannot overflow it). No host sync."""
+    return torch.isfinite(t.detach().sum(dtype=torch.float64))
 
 
 class NonFiniteGuard:
-    """Checks every update before it is written.
+    """Checks every update before it is written, and the weights after the optimizer step (:meth:`check_weights`).
 
     On the CPU a check costs nothing extra, so a bad update raises at once. On accelerators the check must not
     synchronise the host every batch (*deferred* mode): a bad update is replaced by zeros (``torch.where``, no sync),
@@ -36,6 +56,7 @@ class NonFiniteGuard:
         self.bindings = list(bindings)
         self.deferred = deferred
         self._flags: Optional[Tensor] = None
+        self._weight_flags: Optional[Tensor] = None
         self._checked_until = 0
 
     def is_deferred(self, device: torch.device) -> bool:
@@ -44,28 +65,59 @@ class NonFiniteGuard:
 
     def __call__(self, index: int, delta: Tensor, iteration: int) -> Tensor:
         """``delta`` if it is finite; otherwise raise (immediate mode) or flag it and return zeros (deferred mode)."""
-        finite = torch.isfinite(delta.sum())
+        ok = finite(delta)
         if not self.is_deferred(delta.device):
-            if not bool(finite):
+            if not bool(ok):
                 self._raise([index], iteration)
             return delta
-        if self._flags is None or self._flags.device != delta.device:
-            self._flags = torch.zeros(len(self.bindings), dtype=torch.bool, device=delta.device)
-        self._flags[index] |= ~finite
-        return torch.where(finite, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
+        self._flags = self._flag(self._flags, [index], ok.view(1), delta.device)
+        return torch.where(ok, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
+
+    def check_weights(self, indices: Sequence[int], iteration: int) -> None:
+        """After the optimizer step: whether the weights of the bindings ``indices`` are still finite.
+
+        One float64 sum per weight (no temporary of the weight's size). Immediate mode raises
+        :class:`NonFiniteWeightsError` at once; deferred mode flags the layers (raised by :meth:`raise_if_flagged`).
+        """
+        if not indices:
+            return
+        weights = [self.bindings[i].weight for i in indices]
+        device = weights[0].device
+        ok = torch.stack([finite(w).to(device) for w in weights])
+        if not self.is_deferred(device):
+            if not bool(ok.all()):
+                self._raise([i for i, f in zip(indices, ok.tolist()) if not f], iteration, weights=True)
+            return
+        self._weight_flags = self._flag(self._weight_flags, list(indices), ok, device)
+
+    def _flag(self, flags: Optional[Tensor], indices: List[int], ok: Tensor, device: torch.device) -> Tensor:
+        if flags is None or flags.device != device:
+            flags = torch.zeros(len(self.bindings), dtype=torch.bool, device=device)
+        flags[indices] |= ~ok
+        return flags
 
     def raise_if_flagged(self, iteration: int) -> None:
         """Raise :class:`NonFiniteUpdateError` naming every flagged layer (and clear the flags)."""
         since = self._checked_until + 1 if self._checked_until <= iteration else 1  # 1: a new run began
         self._checked_until = iteration
-        if self._flags is not None and bool(self._flags.any()):
-            bad = [i for i, f in enumerate(self._flags.tolist()) if f]
-            self._flags.zero_()
-            self._raise(bad, f"iterations {since}..{iteration}" if since < iteration else f"iteration {iteration}")
+        when = f"iterations {since}..{iteration}" if since < iteration else f"iteration {iteration}"
+        for flags, weights in ((self._weight_flags, True), (self._flags, False)):
+            if flags is not None and bool(flags.any()):
+                bad = [i for i, f in enumerate(flags.tolist()) if f]
+                for f in (self._flags, self._weight_flags):
+                    if f is not None:
+                        f.zero_()
+                self._raise(bad, when, weights=weights)
 
-    def _raise(self, indices: List[int], when: Union[int, str]) -> None:
+    def _raise(self, indices: List[int], when: Union[int, str], weights: bool = False) -> None:
         when = f"iteration {when}" if isinstance(when, int) else when
         what = ", ".join(f"layer {self.bindings[i].name!r} (rule {self.bindings[i].rule!r})" for i in indices)
+        if weights:
+            raise NonFiniteWeightsError(
+                f"non-finite (NaN/Inf) weights after the optimizer step in {when} in {what}: the step overflowed "
+                "and training stopped (these weights are never checkpointed). Lower the learning rate or check the "
+                "rule's hyperparameters."
+            )
         raise NonFiniteUpdateError(
             f"non-finite (NaN/Inf) weight update in {when} from {what}; the update was not applied "
             "and training stopped. Check the inputs for NaN/Inf, the learning rate and the rule's hyperparameters."

@@ -12,7 +12,7 @@ from ignite.engine import DeterministicEngine, Engine, Events
 from torch import Tensor, nn
 
 from hebbian.optim import write_update
-from hebbian.rules.base import Statistics
+from hebbian.rules.base import Statistics, check_labels
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.trainers.binding import RuleBinding, RuleSpec, bind_rules
 from hebbian.trainers.capture import LayerCapture
@@ -26,10 +26,13 @@ PrepareBatch = Callable[[Any, Optional[Union[str, torch.device]], bool], Tuple[T
 def layer_statistics(
     bindings: Sequence[RuleBinding], records: Dict[str, Tuple[Tensor, Tensor]], labels: Optional[Tensor]
 ) -> List[Statistics]:
-    """Each bound layer's batch sums from its recorded ``(x, u)``."""
+    """Each bound layer's batch sums from its recorded ``(x, u)`` (labels checked as ``rule.update`` checks them:
+    integer class indices, one per sample)."""
     stats = []
     for b in bindings:
         x, u = records[b.name]
+        if b.rule.info.needs_labels:
+            check_labels(b.rule.info.name, labels, x.shape[0])
         b.view.check_shapes(x, u)
         dtype = b.weight.dtype
         x, u = b.view.prepare(x.to(dtype), u.to(dtype))
@@ -72,8 +75,9 @@ def hebbian_training_step(
 
     Per batch: ONE forward pass (no autograd) records every enabled layer's input and output; each rule computes
     its batch sums; the sums are all-reduced across workers (when distributed); each rule finalizes its update, which
-    is guarded against NaN/Inf and written as ``-ΔW`` into the weight's ``.grad``; then ``optimizer.step()``. All
-    layers are updated from the same forward pass ("simultaneous" training).
+    is guarded against NaN/Inf and written as ``-ΔW`` into the weight's ``.grad``; then ``optimizer.step()``, after
+    which the stepped weights are checked to be finite (one float64 sum each). All layers are updated from the same
+    forward pass ("simultaneous" training).
 
     Returns:
         ``update(engine, batch) -> {layer name: ΔW}``, also left in ``engine.state.hebbian_updates``.
@@ -101,6 +105,7 @@ def hebbian_training_step(
             stats = reduce(layer_statistics(active, records, y))
             updates = apply_updates(engine, active, stats, guard)
         optimizer.step()
+        guard.check_weights([guard.bindings.index(b) for b in active], engine.state.iteration)
         engine.state.hebbian_updates = updates
         return updates
 

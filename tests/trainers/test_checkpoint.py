@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
-import pickle
+import random
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 from ignite.engine import Events
@@ -19,7 +21,12 @@ from hebbian.optim import Local
 from hebbian.rules import Krotov, Oja, SoftHebb, softhebb_init_
 from hebbian.trainers import DeterministicHebbianTrainer, HebbianTrainer
 from hebbian.trainers.checkpoint import (
+    InvalidCheckpointError,
     KeepPreviousDiskSaver,
+    NonFiniteCheckpointError,
+    RNGStates,
+    non_finite_entries,
+    remove_partial_saves,
     RuleStates,
     checkpoint_objects,
     latest_checkpoint,
@@ -210,9 +217,81 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path):
     torch.save({"model": {"w": torch.ones(1)}, "payload": _Payload(marker)}, path)
     net = small_net()
     trainer = HebbianTrainer(net, Oja(), Local(net.parameters()))
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+    with pytest.raises(InvalidCheckpointError, match=r"not a valid checkpoint \(truncated or not written by hebbian\)"
+                       ) as err:
         resume_from(tmp_path, checkpoint_objects(trainer))
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)  # none of torch's advice
     assert not marker.exists()
+
+
+def _good_checkpoint(path):
+    net = small_net()
+    torch.save({"model": net.state_dict()}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "list"])
+def test_damaged_files_are_not_valid_checkpoints(tmp_path, damage):
+    path = tmp_path / "checkpoint_3.pt"
+    data = _good_checkpoint(path)
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "text":
+        path.write_text("model: 1\n")
+    else:
+        torch.save([torch.ones(2)], path)
+    with pytest.raises(InvalidCheckpointError, match="not a valid checkpoint"):
+        load_checkpoint(path)
+
+
+def test_non_finite_checkpoints_are_neither_written_nor_loaded(tmp_path):
+    net = small_net()
+    trainer = HebbianTrainer(net, Oja(), Local(net.parameters()))
+    saver = KeepPreviousDiskSaver(tmp_path)
+    state = {"model": {k: v.clone() for k, v in net.state_dict().items()}}
+    state["model"]["h2.weight"][1, 2] = float("inf")
+    with pytest.raises(NonFiniteCheckpointError, match=r"model\.h2\.weight"):
+        saver(state, "checkpoint_1.pt")
+    assert list(tmp_path.iterdir()) == []  # nothing written, no partial file
+    # a file that holds NaN (written by other means) is refused when loaded, and nothing is loaded
+    state["model"]["h2.weight"][1, 2] = float("nan")
+    torch.save({**state, **{k: v.state_dict() for k, v in checkpoint_objects(trainer).items() if k != "model"}},
+               tmp_path / "checkpoint_2.pt")
+    before = net.h1.weight.clone()
+    with pytest.raises(NonFiniteCheckpointError, match=r"non-finite \(NaN/Inf\) values in model\.h2\.weight"):
+        resume_from(tmp_path, checkpoint_objects(trainer))
+    assert torch.equal(net.h1.weight, before)
+    assert non_finite_entries({"a": [torch.ones(2), {"b": torch.tensor([1.0, float("-inf")])}],
+                               "n": torch.arange(3)}) == ["a.1.b"]
+
+
+def test_a_partial_save_is_named_as_such_and_cleaned_up(tmp_path, monkeypatch):
+    saver = KeepPreviousDiskSaver(tmp_path)
+    monkeypatch.setattr(torch, "save", lambda obj, f, **kw: (f.write(b"PK partial"), os.kill(os.getpid(), 0),
+                                                             (_ for _ in ()).throw(SystemExit(9))))
+    with pytest.raises(SystemExit):
+        saver({"a": torch.ones(1)}, "checkpoint_4.pt")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []  # an exception removes it at once
+    # a killed process cannot: what it leaves is a dot-file ending in .partial (and ignite's tmpXXXXXXXX)
+    (tmp_path / ".checkpoint_4.pt.abc123.partial").write_bytes(b"PK")
+    (tmp_path / "tmpab_c1234").write_bytes(b"PK")
+    (tmp_path / "checkpoint_2.pt").write_bytes(b"kept")
+    (tmp_path / "notes.txt").write_text("kept")
+    removed = remove_partial_saves(tmp_path)
+    assert sorted(p.name for p in removed) == [".checkpoint_4.pt.abc123.partial", "tmpab_c1234"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_2.pt", "notes.txt"]
+
+
+def test_rng_states_round_trip():
+    states = RNGStates()
+    saved = states.state_dict()
+    a = (torch.rand(3), np.random.rand(), random.random())
+    states.load_state_dict(saved)
+    b = (torch.rand(3), np.random.rand(), random.random())
+    assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
 
 
 def test_resume_errors(tmp_path):

@@ -1,7 +1,8 @@
 """Data-parallel Hebbian training on 2 CPU processes (gloo) equals single-process training on the global batches.
 
 One ``idist.Parallel(backend="gloo", nproc_per_node=2)`` launch (module fixture) runs every case; each rank trains on
-its half of every global batch (DistributedSampler-style strided split) and writes its final weights to a file in
+its half of every global batch (DistributedSampler-style strided split; the last global batch of 17 splits 9/8, where
+GHL must weight each rank's gradient by its share) and writes its final weights to a file in
 ``tmp_path``; the tests compare them with a single-process run of the same global batches.
 """
 
@@ -26,7 +27,7 @@ from hebbian.trainers.distributed import check_replicas_in_sync
 
 pytestmark = pytest.mark.distributed
 
-WORLD, GLOBAL_BATCH, STEPS = 2, 16, 4
+WORLD, GLOBAL_BATCH, STEPS, LAST_BATCH = 2, 16, 4, 17
 TOL = 1e-6
 
 
@@ -55,9 +56,10 @@ if importlib.util.find_spec("hebbian.trainers.ghl") is not None:
 
 
 def global_batches(shape, seed: int = 7):
+    """``STEPS`` global batches of ``GLOBAL_BATCH``, then an uneven one of ``LAST_BATCH`` (ranks get 9 and 8)."""
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(GLOBAL_BATCH, *shape, generator=g), torch.randint(0, 3, (GLOBAL_BATCH,), generator=g))
-            for _ in range(STEPS)]
+    return [(torch.randn(n, *shape, generator=g), torch.randint(0, 3, (n,), generator=g))
+            for n in [GLOBAL_BATCH] * STEPS + [LAST_BATCH]]
 
 
 def make_trainer(name: str, model: nn.Module):

@@ -11,7 +11,9 @@ from torch import nn
 
 from hebbian.optim import Local
 from hebbian.rules import Hebb, Krotov, Oja
+from hebbian.rules import create
 from hebbian.trainers import HebbianTrainer, NonFiniteGuard, NonFiniteUpdateError, bind_rules
+from hebbian.trainers.guard import NonFiniteWeightsError
 
 
 class Exploding(Hebb):
@@ -137,3 +139,51 @@ def test_nan_on_cuda_is_deferred_and_never_applied():
     assert torch.equal(snaps[3]["h1.weight"], snaps[2]["h1.weight"])
     for v in net.state_dict().values():
         assert torch.isfinite(v).all()
+
+
+# ---------------------------------------------------------------------- the weights after the step
+def test_a_finite_update_that_overflows_the_weights_stops_naming_the_layer():
+    """Plain Hebb with a huge lr: the update stays finite while W + lr * dW overflows to Inf (issue 10)."""
+    net = model()
+    with torch.no_grad():
+        net.h1.weight.mul_(1e3)
+    trainer = HebbianTrainer(net, {"h1": Hebb()}, Local(net.parameters(), lr=1e30), supervised_from=None)
+    updates = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: updates.append(e.state.iteration))
+    x = [torch.randn(8, 10, generator=torch.Generator().manual_seed(i)) * 1e3 for i in range(4)]
+    with pytest.raises(NonFiniteWeightsError, match=r"weights after the optimizer step in iteration \d in layer 'h1'") as err:
+        trainer.run(x, epochs=1)
+    assert not err.value.weights_finite and isinstance(err.value, NonFiniteUpdateError)
+    it = trainer.state.iteration
+    assert it not in updates  # stopped inside the iteration whose step overflowed
+    assert not torch.isfinite(net.h1.weight).all()  # the guard reports it; the checkpoint saver refuses it
+
+
+def test_deferred_weight_check_raises_at_the_next_check():
+    net = model()
+    trainer = HebbianTrainer(net, {"h1": Hebb()}, Local(net.parameters(), lr=1e36), supervised_from=None,
+                             nan_check_every=3)
+    trainer.guard.deferred = True
+    x = [torch.randn(8, 10, generator=torch.Generator().manual_seed(i)) * 1e3 for i in range(6)]
+    with pytest.raises(NonFiniteWeightsError, match=r"iterations 1\.\.3 in layer 'h1'"):
+        trainer.run(x, epochs=1)
+
+
+def test_float_labels_are_refused_as_rule_update_refuses_them():
+    torch.manual_seed(0)
+    net = nn.Sequential(OrderedDict(h1=nn.Linear(10, 3, bias=False), head=nn.Linear(3, 2)))
+    rule = create("supervised_instar")
+    trainer = HebbianTrainer(net, rule, Local(net.parameters(), lr=0.1))
+    x = torch.randn(8, 10)
+    with pytest.raises(TypeError, match="labels must hold integer class indices, got dtype torch.float32"):
+        rule.update(net.h1, x, net.h1(x), torch.full((8,), 1.7))
+    before = net.h1.weight.clone()
+    with pytest.raises(TypeError, match="labels must hold integer class indices, got dtype torch.float32"):
+        trainer.run([(x, torch.full((8,), 1.7))], epochs=1)
+    assert torch.equal(net.h1.weight, before)
+    trainer = HebbianTrainer(net, rule, Local(net.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match=r"labels must have shape \(8,\)"):
+        trainer.run([(x, torch.zeros(8, 1, dtype=torch.long))], epochs=1)
+    trainer = HebbianTrainer(net, rule, Local(net.parameters(), lr=0.1))
+    trainer.run([(x, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))], epochs=1)  # integer labels train
+    assert not torch.equal(net.h1.weight, before)
