@@ -23,10 +23,12 @@ Example::
 from __future__ import annotations
 
 import fnmatch
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
@@ -86,13 +88,44 @@ def build_model(cfg: Config, info: DatasetInfo) -> nn.Sequential:
     from hebbian.models import create_model
 
     m = cfg["model"]
+    kwargs = dict(in_channels=info.channels, input_size=info.size, num_classes=info.num_classes, width=m["width"],
+                  **m["options"])
     try:
-        return create_model(m["name"], in_channels=info.channels, input_size=info.size,
-                            num_classes=info.num_classes, width=m["width"], **m["options"])
+        check_model_size(m["name"], kwargs)
+        return create_model(m["name"], **kwargs)
     except TypeError as err:
         raise ConfigError("model.options", f"{m['name']}: {err}") from None
     except ValueError as err:
         raise ConfigError("model", f"{m['name']}: {err}") from None
+    except (RuntimeError, MemoryError) as err:  # the allocation of the weights failed
+        if "alloc" not in str(err) and not isinstance(err, MemoryError):
+            raise
+        raise ConfigError("model.width", f"{m['width']:g}: the {m['name']} model does not fit in memory "
+                                         f"({' '.join(str(err).split())[:120]})") from None
+
+
+def check_model_size(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse a model whose parameters would not fit in this machine's memory (counted on the ``meta`` device,
+    nothing allocated), e.g. ``--width 1e6``.
+
+    Raises:
+        ConfigError: naming ``model.width``, the size needed and the memory there is.
+    """
+    from hebbian.models import create_model
+
+    try:
+        with torch.device("meta"):
+            model = create_model(name, **kwargs)
+    except Exception:  # a model that cannot be built on ``meta``: the real build reports its own errors
+        return
+    needed = sum(p.numel() * p.element_size() for p in model.parameters())
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    if needed > memory:
+        raise ConfigError("model.width", f"{kwargs['width']:g}: the {name} model would need {needed / 2**30:.1f} GiB "
+                                         f"for its weights; this machine has {memory / 2**30:.1f} GiB")
 
 
 def method_kind(cfg: Config) -> str:
@@ -267,8 +300,12 @@ class Experiment:
         self.layers = hebbian_layer_names(self.model)
         initialise(cfg, self.model, self.layers)
         generator = torch.Generator().manual_seed(cfg["seed"])
-        self.train_loader = in_memory_loader(self.data.train, cfg["data"]["batch_size"], shuffle=True,
-                                             generator=generator)
+        try:  # data-parallel: each process takes its share of every global batch of data.batch_size
+            self.train_loader = in_memory_loader(self.data.train, cfg["data"]["batch_size"], shuffle=True,
+                                                 generator=generator, num_replicas=idist.get_world_size(),
+                                                 rank=idist.get_rank())
+        except ValueError as err:
+            raise ConfigError("data.batch_size", str(err)) from None
         self.seconds: Dict[str, float] = {}
         self.metrics: Dict[str, Any] = {}
         self.scheduler: Optional[Any] = None
@@ -300,12 +337,19 @@ class Experiment:
                 from hebbian.trainers import create_hebbian_trainer
 
                 optimizer = make_optimizer(cfg, groups)
-                self.trainer = create_hebbian_trainer(model, rules, optimizer, supervised_from=None,
-                                                      greedy_epochs=cfg["train"]["greedy_epochs"],
-                                                      device=self.device)
+                try:
+                    self.trainer = create_hebbian_trainer(model, rules, optimizer, supervised_from=None,
+                                                          greedy_epochs=cfg["train"]["greedy_epochs"],
+                                                          device=self.device)
+                except (TypeError, ValueError) as err:  # a rule that cannot train its layer (e.g. k > units)
+                    raise ConfigError("rule.params", str(err)) from None
             from hebbian.trainers.checkpoint import checkpoint_objects
 
             self.to_save = checkpoint_objects(self.trainer)
+        from hebbian.trainers.checkpoint import RNGStates
+
+        # an exact resume with the plain engines: the data order of the epoch and every RNG go into the checkpoints
+        self.to_save.update(data_order=self.train_loader.batch_sampler, rng=RNGStates())
         self.scheduler = make_scheduler(cfg, self.trainer.optimizer, self.trainer, len(self.train_loader))
         if self.scheduler is not None:
             self.to_save["lr_scheduler"] = self.scheduler
@@ -320,7 +364,10 @@ class Experiment:
         head_lr = t["head_lr"] if t["head_lr"] is not None else t["lr"]
         check_optimizer(self.cfg, self.kind)
         optimizer = make_optimizer(self.cfg, groups + [{"params": rest, "lr": head_lr, "weight_decay": 0.0}])
-        return GHLTrainer(self.model, rules, optimizer, loss_fn=nn.CrossEntropyLoss(), device=self.device)
+        try:
+            return GHLTrainer(self.model, rules, optimizer, loss_fn=nn.CrossEntropyLoss(), device=self.device)
+        except (TypeError, ValueError) as err:
+            raise ConfigError("rule.params", str(err)) from None
 
     # ------------------------------------------------------------------ running
     @property

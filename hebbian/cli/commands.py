@@ -7,30 +7,81 @@ import json
 from typing import Any, Dict, List
 
 from hebbian.config import SCHEMA, Field, dump, list_configs, load_file, method_config, resolve_config
+from hebbian.errors import UsageError
 from hebbian.cli.main import flag_overrides
 
 
 def run_config(args: argparse.Namespace) -> Dict[str, Any]:
-    """The config of ``train`` / ``config``: the file, its recipe for the method (``--rule``, else the file's rule),
-    then ``--set`` and the flags: the same config that ``compare`` runs for that method."""
+    """The config of ``train`` / ``config``: the file (with ``--resume`` and no file: the run's ``config.yaml``), its
+    recipe for the method (``--rule``, else the file's rule), then ``--set`` and the flags: the same config that
+    ``compare`` runs for that method."""
     overrides = flag_overrides(args)
-    base = resolve_config(args.config, [(k, v) for k, v in overrides if k != "rule.name"])
+    config = args.config
+    if config is None and getattr(args, "resume", None) is not None:
+        from hebbian.runs import find_resume_source
+
+        config = find_resume_source(args.resume)[0] / "config.yaml"
+    base = resolve_config(config, [(k, v) for k, v in overrides if k != "rule.name"])
     return method_config(base, getattr(args, "rule", None) or base["rule"]["name"], overrides)
 
 
 def train(args: argparse.Namespace) -> int:
     """``hebbian train CONFIG``: one run; prints a one-line summary and where the outputs went.
 
-    Exit code 1 when the rule diverged (a non-finite update stopped training; the run is still evaluated).
+    With ``--nproc N`` (N > 1) the run trains in N processes spawned through ``ignite.distributed.Parallel``; started
+    by ``torchrun`` it joins the processes torchrun started. Exit code 1 when the rule diverged (a non-finite update
+    stopped training; the run is still evaluated), 2 for usage errors.
     """
-    from hebbian.runs import default_run_dir, run, summary_line
+    import ignite.distributed as idist
+
+    from hebbian.experiment import select_device
+    from hebbian.runs import launched_by_torchrun, run_parallel
+
+    if getattr(args, "config", None) is None and args.resume is None:
+        raise UsageError("give a config (a file or a packaged name: hebbian list configs), or --resume RUN")
+    if idist.get_world_size() > 1:  # already one process of a data-parallel run
+        return _train(args)
+    torchrun = launched_by_torchrun()
+    if torchrun and args.nproc not in (None, 1):
+        raise UsageError("--nproc: this process was started by torchrun, which sets the number of processes; "
+                         "leave --nproc out")
+    if not torchrun and (args.nproc or 1) == 1:
+        return _train(args)
+    cfg = run_config(args)  # checked once before any process starts
+    if cfg["rule"]["name"] in ("backprop", "random"):
+        raise UsageError(f"--nproc / torchrun: data-parallel training is implemented for the Hebbian rules and GHL; "
+                         f"run {cfg['rule']['name']!r} in one process")
+    backend = "nccl" if select_device(cfg["device"]).type == "cuda" else "gloo"
+    return run_parallel(_train_rank, args, nproc=None if torchrun else args.nproc, backend=backend)
+
+
+def _train_rank(args: argparse.Namespace) -> int:
+    """One process of a data-parallel ``train``: only rank 0 reports errors."""
+    import ignite.distributed as idist
+
+    from hebbian.cli.main import run_command
+
+    return run_command(_train, args, report=idist.get_rank() == 0)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import ignite.distributed as idist
+
+    from hebbian.runs import default_run_dir, find_resume_source, run, summary_line
 
     cfg = run_config(args)
-    run_dir = default_run_dir(cfg)
-    metrics = run(cfg, run_dir, resume=args.resume).metrics
-    print(summary_line(metrics))
-    print(f"run folder: {run_dir} (config.yaml, metrics.json, checkpoints/, filters.png"
-          f"{', tb/' if cfg['log']['tensorboard'] else ''})")
+    if args.resume is not None and args.out is None:
+        run_dir = find_resume_source(args.resume)[0]  # a resumed run goes on in its own folder
+    else:
+        run_dir = default_run_dir(cfg)
+    allow = [key for group in args.allow_changes for key in group]
+    if allow and args.resume is None:
+        raise UsageError("--allow-change only applies with --resume")
+    metrics = run(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, allow_changes=allow).metrics
+    if idist.get_rank() == 0:
+        print(summary_line(metrics))
+        print(f"run folder: {run_dir} (config.yaml, metrics.json, checkpoints/, filters.png"
+              f"{', tb/' if cfg['log']['tensorboard'] else ''})")
     return 1 if metrics.get("diverged") else 0
 
 

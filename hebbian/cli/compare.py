@@ -126,7 +126,7 @@ def compare(args: argparse.Namespace) -> int:
         except ConfigError as err:
             raise UsageError(f"method {method!r}: {err}") from None
     out = prepare_run_dir(default_run_dir(base, stem=f"compare-{base['data']['name']}"))
-    save(base, out / "config.yaml")
+    save({**base, "out": None}, out / "config.yaml")  # not pinned: `hebbian compare OUT/config.yaml` starts anew
     shared = load_data(base)
     rows: List[Dict[str, Any]] = []
     weights: Dict[str, Any] = {}
@@ -134,7 +134,8 @@ def compare(args: argparse.Namespace) -> int:
         cfg = configs[method]
         cfg["out"] = str(out / method)
         data = shared if cfg["data"] == base["data"] else None
-        exp = run(cfg, out / method, data=data, desc=f"[{i}/{len(methods)}] {method}")
+        exp = run(cfg, out / method, data=data, desc=f"[{i}/{len(methods)}] {method}",
+                  overwrite=getattr(args, "overwrite", False))
         row = dict(exp.metrics)
         if row.get("diverged"):
             row["note"] = f"diverged in epoch {row['epochs']} (non-finite update); last finite weights evaluated"

@@ -64,6 +64,27 @@ def flag_overrides(args: argparse.Namespace) -> List[Tuple[str, Any]]:
     return pairs
 
 
+def _comma_list(text: str) -> List[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _method_list(text: str) -> List[str]:
+    methods = _comma_list(text)
+    if not methods:
+        raise argparse.ArgumentTypeError(f"expected comma-separated methods, e.g. oja,krotov,backprop, got {text!r}")
+    return methods
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hebbian`` argument parser with its sub-commands."""
     from hebbian import __version__
@@ -81,9 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model with one rule, then a linear probe",
                        description="One run: progress bar, TensorBoard logs, checkpoints, final linear-probe "
                                    "accuracy. Writes RUN/config.yaml, RUN/metrics.json, RUN/checkpoints/, RUN/tb/.")
-    p.add_argument("config", help="config file or packaged config name (hebbian list configs)")
-    p.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue an interrupted run of the same config from its run folder or checkpoint file")
+    p.add_argument("config", nargs="?", default=None,
+                   help="config file or packaged config name (hebbian list configs); with --resume, default: the "
+                        "run's config.yaml")
+    run_group = p.add_argument_group("run folder, resume and processes")
+    run_group.add_argument("--resume", default=None, metavar="RUN",
+                           help="continue an interrupted (or finished, with more epochs) run exactly where its last "
+                                "checkpoint left it, in its own folder (or, with --out, in a new one); RUN is a run "
+                                "folder or a checkpoint file in RUN/checkpoints")
+    run_group.add_argument("--allow-change", dest="allow_changes", action="append", default=[], metavar="KEY",
+                           type=_comma_list,
+                           help="with --resume: config keys that may differ from the run's config.yaml, e.g. "
+                                "train.epochs (more epochs; the lr schedule is stretched over the new total), "
+                                "probe.*, log.*, checkpoint.*, device, data.root (comma-separated, repeatable)")
+    run_group.add_argument("--overwrite", action="store_true",
+                           help="replace the run that --out already holds (its files are deleted first)")
+    run_group.add_argument("--nproc", type=_positive_int, default=None, metavar="N",
+                           help="data-parallel training in N processes on this machine (gloo on the CPU, nccl on "
+                                "GPUs), each on its share of every batch; the result equals one process's to float "
+                                "rounding. Under torchrun, leave it out")
     _add_run_flags(p, rule_flag=True)
     p.set_defaults(func=commands.train)
 
@@ -92,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results.md, comparison.png and per-method TensorBoard logs.")
     p.add_argument("config", nargs="?", default="compare_digits",
                    help="config file or packaged name (default: compare_digits, the bundled digits data)")
-    p.add_argument("--rules", type=lambda s: [r.strip() for r in s.split(",") if r.strip()], default=None,
+    p.add_argument("--rules", type=_method_list, default=None,
                    help="comma-separated methods, e.g. oja,krotov,softhebb,ghl,backprop,random "
                         "(default: the config's compare.rules)")
+    p.add_argument("--overwrite", action="store_true", help="replace the runs that OUT/<method> already holds")
     _add_run_flags(p, rule_flag=False)
     p.set_defaults(func=compare.compare)
 
@@ -127,19 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``hebbian`` console script; returns the exit code (0 ok, 2 usage error)."""
-    from hebbian.data import DatasetNotFoundError
-
     parser = build_parser()
     try:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exit_:  # argparse: --help, --version, or a usage error (code 2)
         return int(exit_.code or 0)
+    return run_command(args.func, args)
+
+
+def run_command(func: Any, args: argparse.Namespace, *, report: bool = True) -> int:
+    """``func(args)`` as an exit code: usage errors become one line ``hebbian: error: ...`` on stderr and code 2
+    (printed only when ``report``: the other ranks of a data-parallel run stay quiet), Ctrl-C code 130."""
+    from hebbian.data import DatasetNotFoundError
+
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except (UsageError, DatasetNotFoundError) as err:
-        message = " ".join(str(err).split())
-        print(f"hebbian: error: {message}", file=sys.stderr)
+        if report:
+            message = " ".join(str(err).split())
+            print(f"hebbian: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("hebbian: interrupted", file=sys.stderr)
+        if report:
+            print("hebbian: interrupted", file=sys.stderr)
         return 130
