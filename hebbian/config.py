@@ -158,10 +158,17 @@ def _check_normalize(value: Any) -> Optional[str]:
     return None
 
 
+_DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu)(:\d+)?)$")
+
+
 def _check_device(value: str) -> Optional[str]:
-    if value == "auto" or value.split(":")[0] in ("cpu", "cuda", "mps", "xpu"):
+    if _DEVICE.match(value):
         return None
-    return f"expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}"
+    return f"expected 'auto', 'cpu', 'cuda', 'cuda:N' (N a device number) or 'mps', got {value!r}"
+
+
+def _positive(what: str) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v > 0 else f"expected {what} > 0, got {v!r} (0 would train nothing)"
 
 
 #: Every config key. Sections are nested dicts of :class:`Field`.
@@ -194,9 +201,10 @@ SCHEMA: Dict[str, Any] = {
         "layers": Field(dict, {}, "per-layer settings: {layer name or pattern: {params: {...}, lr: x}}"),
     },
     "train": {
-        "epochs": Field(int, 1, "training epochs", minimum=0),
+        "epochs": Field(int, 1, "training epochs", minimum=1),
         "optimizer": Field(str, "local", "local (W += lr dW), sgd or adam", choices=("local", "sgd", "adam")),
-        "lr": Field(float, 0.01, "learning rate (of the Hebbian layers, or of all layers for backprop)", minimum=0),
+        "lr": Field(float, 0.01, "learning rate (of the Hebbian layers, or of all layers for backprop)",
+                    check=_positive("a learning rate")),
         "head_lr": Field(float, None, "GHL: learning rate of the backprop-trained parameters (default lr)",
                          optional=True, minimum=0),
         "momentum": Field(float, 0.0, "SGD momentum", minimum=0),
@@ -295,7 +303,11 @@ def validate(cfg: Mapping[str, Any], schema: Mapping[str, Any] = SCHEMA, prefix:
     for key, spec in schema.items():
         dotted = prefix + key
         if isinstance(spec, dict):
-            out[key] = validate(cfg.get(key) or {}, spec, dotted + ".")
+            section = cfg.get(key)
+            if section is not None and not isinstance(section, Mapping):  # e.g. `train: 5`: never dropped silently
+                raise ConfigError(dotted, f"is a section: expected a mapping of its keys ({', '.join(spec)}), "
+                                          f"got {section!r}")
+            out[key] = validate(section or {}, spec, dotted + ".")
         else:
             out[key] = spec.validate(dotted, cfg[key]) if key in cfg else copy.deepcopy(spec.default)
     return out
@@ -344,6 +356,11 @@ def load_file(name: Union[str, Path], _seen: Tuple[Path, ...] = (), relative_to:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError("", f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError("", f"{path} is not a UTF-8 text file (byte {err.start}: {err.reason}); a config is YAML "
+                              "text") from None
+    except OSError as err:
+        raise ConfigError("", f"cannot read {path}: {err.strerror or err}") from None
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError("", f"{path} must hold a mapping of config keys, got {type(data).__name__}")
@@ -375,9 +392,11 @@ def set_key(cfg: Config, key: str, value: Any) -> None:
     field_at(key)
     parts = key.split(".")
     node = cfg
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
+    for i, part in enumerate(parts[:-1]):
+        if node.get(part) is None:
             node[part] = {}
+        elif not isinstance(node[part], dict):  # e.g. `train: 5` in a file, then --epochs: never drop it silently
+            raise ConfigError(".".join(parts[: i + 1]), f"is a section: expected a mapping, got {node[part]!r}")
         node = node[part]
     node[parts[-1]] = value
 

@@ -90,8 +90,8 @@ def build_model(cfg: Config, info: DatasetInfo) -> nn.Sequential:
     m = cfg["model"]
     kwargs = dict(in_channels=info.channels, input_size=info.size, num_classes=info.num_classes, width=m["width"],
                   **m["options"])
+    check_model_size(m["name"], kwargs)
     try:
-        check_model_size(m["name"], kwargs)
         return create_model(m["name"], **kwargs)
     except TypeError as err:
         raise ConfigError("model.options", f"{m['name']}: {err}") from None

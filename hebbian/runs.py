@@ -17,8 +17,9 @@ A run folder belongs to one run (:class:`RunFolder`):
 Resuming (``resume=RUN`` into the same folder) is exact: the checkpoints hold the model, optimizer, scheduler, rule
 states, trainer position, data order and RNG states, so a run killed at any moment (``kill -9`` included) and resumed
 ends with the weights of an uninterrupted run, bit for bit. The config must be the run's own, except for the keys the
-caller explicitly allows to change (:data:`CHANGEABLE_ON_RESUME`, e.g. ``train.epochs``, which stretches the
-learning-rate schedule over the new total); each resume is recorded in ``metrics.json`` (``resumes``).
+caller explicitly allows to change (:data:`CHANGEABLE_ON_RESUME`: ``train.epochs``, which stretches the
+learning-rate schedule over the new total) and those that do not change what is trained (:data:`FREE_ON_RESUME`:
+logging, probe, device ...); each resume and its changes are recorded in ``metrics.json`` (``resumes``).
 
 Data-parallel runs (``torchrun``, or :func:`run_parallel`, which spawns the processes through
 ``ignite.distributed.Parallel``) train on all processes, each on its share of every global batch; only rank 0 locks
@@ -55,9 +56,11 @@ RUN_ENTRIES = ("config.yaml", "metrics.json", "evaluation.json", "filters.png", 
 #: Config keys that :func:`check_resume_config` ignores: they do not change what this run trains.
 IGNORED_ON_RESUME = ("out", "base", "name", "description", "recipes", "compare")
 
-#: Config keys that may change when a run is resumed, if the caller allows them by name (patterns).
-CHANGEABLE_ON_RESUME = ("train.epochs", "probe.*", "log.*", "checkpoint.*", "device", "data.root", "data.download",
-                        "data.eval_batch_size")
+#: Config keys that may change freely when a run is resumed (they do not change what is trained; recorded).
+FREE_ON_RESUME = ("probe.*", "log.*", "checkpoint.*", "device", "data.root", "data.download", "data.eval_batch_size")
+
+#: Config keys that may change when a run is resumed if the caller allows them by name (``--allow-change``).
+CHANGEABLE_ON_RESUME = ("train.epochs",)
 
 PathLike = Union[str, Path]
 
@@ -339,8 +342,7 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
             checkpoint (or that file) up to ``train.epochs``. Into ``run_dir`` = that run's folder (the run goes on
             in place) or into another, new folder (the run is forked).
         overwrite: replace the run ``run_dir`` holds (its files are deleted first).
-        allow_changes: config keys (patterns of :data:`CHANGEABLE_ON_RESUME`) that may differ from the resumed
-            run's config.
+        allow_changes: config keys of :data:`CHANGEABLE_ON_RESUME` that may differ from the resumed run's config.
 
     Raises:
         UsageError: the folder is in use or holds another run, the checkpoint is damaged or does not fit, or the
@@ -543,34 +545,35 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> Dict[str, 
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)}
 
 
-def changeable_on_resume(key: str) -> bool:
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in CHANGEABLE_ON_RESUME)
+def _matches(key: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
 
 def check_resume_config(run_dir: PathLike, cfg: Config, allow_changes: Iterable[str] = ()
                         ) -> Dict[str, Tuple[Any, Any]]:
-    """The differences between the config of the run in ``run_dir`` and ``cfg``, if all of them are allowed.
+    """The differences between the config of the run in ``run_dir`` and ``cfg``, if all of them are allowed:
+    :data:`FREE_ON_RESUME` keys always, :data:`CHANGEABLE_ON_RESUME` keys when named in ``allow_changes``.
 
     Raises:
         UsageError: a key that cannot change in a resumed run differs (the model, rule, data, optimizer, seed ...:
             what was trained would no longer be what the config says), a changeable key differs without being
-            allowed, or an allowed pattern is not changeable. The message names the keys with both values.
+            allowed, or an allowed key is not changeable. The message names the keys with both values.
     """
     from hebbian.config import resolve_config
 
     allowed = [a.strip() for a in allow_changes if a.strip()]
-    for pattern in allowed:
-        if not any(fnmatch.fnmatchcase(pattern, c) or fnmatch.fnmatchcase(c, pattern) for c in CHANGEABLE_ON_RESUME):
-            raise UsageError(f"--allow-change {pattern}: this key cannot change in a resumed run; keys that can: "
-                             f"{', '.join(CHANGEABLE_ON_RESUME)}")
+    for key in allowed:
+        if not _matches(key, CHANGEABLE_ON_RESUME + FREE_ON_RESUME):
+            raise UsageError(f"--allow-change {key}: this key cannot change in a resumed run (what was trained "
+                             f"depends on it); keys that can: {', '.join(CHANGEABLE_ON_RESUME + FREE_ON_RESUME)}")
     saved = resolve_config(Path(run_dir) / "config.yaml")
     changes = config_changes(saved, cfg)
     where = f"the config of the run in {str(run_dir)!r}"
-    fixed = {k: v for k, v in changes.items() if not changeable_on_resume(k)}
+    fixed = {k: v for k, v in changes.items() if not _matches(k, CHANGEABLE_ON_RESUME + FREE_ON_RESUME)}
     if fixed:
         raise UsageError(f"--resume: the config differs from {where} in {_describe(fixed)}; a resumed run keeps what "
                          "it was trained with: start a new run (another --out) to change these")
-    unasked = {k: v for k, v in changes.items() if not any(fnmatch.fnmatchcase(k, a) for a in allowed)}
+    unasked = {k: v for k, v in changes.items() if _matches(k, CHANGEABLE_ON_RESUME) and not _matches(k, allowed)}
     if unasked:
         raise UsageError(f"--resume: the config differs from {where} in {_describe(unasked)}; to change them in the "
                          f"resumed run pass --allow-change {','.join(unasked)}")

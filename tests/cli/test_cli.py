@@ -140,7 +140,7 @@ def test_compare_reports_a_diverging_rule_instead_of_crashing(tmp_path: Path, ca
     assert "DIVERGED" in capsys.readouterr().out and (tmp_path / "t" / "metrics.json").is_file()
 
 
-def test_resume_continues_an_interrupted_run(tmp_path: Path, capsys):
+def test_resume_continues_a_finished_run_for_more_epochs_in_a_new_folder(tmp_path: Path, capsys):
     from hebbian.trainers.checkpoint import latest_checkpoint, load_checkpoint
 
     first, second = tmp_path / "first", tmp_path / "second"
@@ -150,13 +150,20 @@ def test_resume_continues_an_interrupted_run(tmp_path: Path, capsys):
     assert start["trainer"]["iteration"] == per_epoch  # one epoch done
     common = ["--out", str(second), "--no-progress", "--no-tensorboard", "--probe-epochs", "1"]
     assert main(["train", str(first / "config.yaml"), "--resume", str(first), *common]) == 2  # finished already
-    assert "raise --epochs" in capsys.readouterr().err
-    assert main(["train", str(first / "config.yaml"), "--epochs", "3", "--resume", str(first), *common]) == 0
+    assert "--allow-change train.epochs" in capsys.readouterr().err
+    assert main(["train", str(first / "config.yaml"), "--epochs", "3", "--resume", str(first), *common]) == 2
+    assert "train.epochs (1 -> 3)" in capsys.readouterr().err  # not without being asked
+    assert main(["train", str(first / "config.yaml"), "--epochs", "3", "--resume", str(first), *common,
+                 "--allow-change", "train.epochs"]) == 0
     end = load_checkpoint(latest_checkpoint(second / "checkpoints"))
     assert (end["trainer"]["max_epochs"], end["trainer"]["iteration"]) == (3, 3 * per_epoch)
     assert end["lr_scheduler"]["last_epoch"] == 3  # the linear annealing went on from where it was
     assert not torch.equal(end["model"]["linear1.weight"], start["model"]["linear1.weight"])
-    assert json.loads((second / "metrics.json").read_text())["epochs"] == 3
+    metrics = json.loads((second / "metrics.json").read_text())
+    assert metrics["epochs"] == 3
+    assert metrics["resumes"][0]["changed"]["train.epochs"] == [1, 3]
+    assert metrics["resumes"][0]["changed"]["probe.epochs"] == [3, 1]  # recorded, allowed without asking
+    assert json.loads((first / "metrics.json").read_text())["epochs"] == 1  # the forked-from run is untouched
 
 
 def test_list_and_config(capsys):
@@ -185,7 +192,7 @@ def _error(capsys, argv) -> str:
     (["train", "compare_digits", "--rule", "kortov"], ["rule.name", "krotov", "softhebb", "did you mean 'krotov'"]),
     (["compare", "--rules", "oja,nope"], ["unknown rule 'nope'", "known rules", "sanger"]),
     (["train", "compare_digits", "--set", "train.epohcs=3"], ["train.epohcs", "did you mean 'epochs'"]),
-    (["train", "compare_digits", "--epochs", "-2"], ["train.epochs", ">= 0"]),
+    (["train", "compare_digits", "--epochs", "-2"], ["train.epochs", ">= 1"]),
     (["train", "compare_digits", "--set", "train.schedule=step"], ["train.schedule", "constant, linear, cosine"]),
     (["train", "compare_digits", "--set", "rule.params.bogus=1"], ["rule.params", "bogus", "p, k, delta"]),
     (["train", "compare_digits", "--set", "rule.params.k=0"], ["rule.params", "k"]),
@@ -228,7 +235,9 @@ def _console_script() -> list:
 
 
 def test_console_script_trains_and_reports_errors(tmp_path: Path):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's hebbian, also under an editable install
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get(
+        "PYTHONPATH")]))}
     out = tmp_path / "run"
     done = subprocess.run(_console_script() + ["train", "compare_digits", "--out", str(out), *FAST],
                           capture_output=True, text=True, env=env, timeout=300)
