@@ -85,12 +85,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command's one-line errors: ``hebbian: error: <command>: <problem> (see --help)``, code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        where = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(EXIT_USAGE, f"hebbian: error: {where}{' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hebbian`` argument parser with its sub-commands."""
     from hebbian import __version__
     from hebbian.cli import commands, compare
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hebbian",
         description="Train, compare, evaluate and visualize Hebbian learning rules (PyTorch + Ignite).",
         epilog="Run 'hebbian compare' for the default job: every rule on the bundled digits data, a few minutes on "

@@ -3,7 +3,8 @@
 MODE ``update``: at the N-th layer update (mid-iteration: statistics computed, not all layers updated);
 ``step``: at the N-th optimizer step (any method, backprop included);
 ``save``: during the N-th checkpoint write (half the bytes written to the temporary file);
-``metrics``: while writing ``metrics.json`` (training and evaluation done); ``none``: not killed.
+``metrics``: while writing ``metrics.json`` (training and evaluation done); ``hold``: not killed, but paused at the
+first optimizer step until the file ``$HEBBIAN_TEST_RELEASE`` exists (at most N seconds), holding the run folder.
 Used by tests/cli/test_resume.py to check that ``hebbian train --resume`` ends bit for bit where an uninterrupted run
 does, however the run was interrupted.
 """
@@ -47,6 +48,21 @@ def main() -> int:
                 return _original(self, *args, **kwargs)
 
             cls.step = step
+    elif mode == "hold":
+        import time
+        from pathlib import Path
+
+        from hebbian.optim import Local
+
+        release, original_step = Path(os.environ["HEBBIAN_TEST_RELEASE"]), Local.step
+
+        def held_step(self, *args, **kwargs):
+            deadline = time.monotonic() + n
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return original_step(self, *args, **kwargs)
+
+        Local.step = held_step
     elif mode == "save":
         import torch
 

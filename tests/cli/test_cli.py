@@ -201,12 +201,38 @@ def _error(capsys, argv) -> str:
     (["train", "compare_digits", "--rule", "backprop", "--set", "train.optimizer=local"], ["train.optimizer", "--set train.optimizer=sgd"]),
     (["train", "no_such_config"], ["neither a file nor a packaged config", "compare_digits"]),
     (["evaluate", "/no/such/run"], ["does not exist"]),
+    # issue 10: once tracebacks or silently accepted
+    (["train", "compare_digits", "--width", "1e-4"], ["rule.params", "linear1", "at least k output units, got 1"]),
+    (["train", "compare_digits", "--set", "rule.params.k=101"], ["rule.params", "k=101", "got 100"]),
+    (["train", "compare_digits", "--width", "1e6"], ["model.width", "GiB", "this machine has"]),
+    (["train", "compare_digits", "--device", "cuda:abc"], ["device", "'cuda:N'", "cuda:abc"]),
+    (["train", "compare_digits", "--lr", "0"], ["train.lr", "> 0"]),
+    (["train", "compare_digits", "--epochs", "0"], ["train.epochs", ">= 1"]),
+    (["train", "compare_digits", "--nproc", "0"], ["--nproc", "positive integer"]),
+    (["compare", "--rules", ","], ["--rules", "expected comma-separated methods"]),
+    (["train"], ["give a config", "--resume RUN"]),
+    (["train", "compare_digits", "--allow-change", "train.epochs"], ["--allow-change only applies with --resume"]),
 ])
 def test_bad_input_gives_exit_code_2_and_names_the_problem(capsys, tmp_path, argv, fragments):
     err = _error(capsys, argv + ["--out", str(tmp_path / "o")] if argv[0] in ("train", "compare") else argv)
     assert err.startswith("hebbian: error: ") and err.count("\n") == 1
     for fragment in fragments:
         assert fragment in err
+
+
+@pytest.mark.parametrize("content,fragments", [
+    (b"name: \xff\xfe run\n", ["not a UTF-8 text file"]),
+    (b"train: 5\n", ["config key 'train'", "is a section", "got 5"]),  # with --epochs 1 the section was dropped
+    (b"data: 0\n", ["config key 'data'", "is a section", "got 0"]),
+])
+def test_bad_config_files_give_one_line_errors(capsys, tmp_path, content, fragments):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    err = _error(capsys, ["train", str(path), "--epochs", "1", "--out", str(tmp_path / "o")])
+    assert err.startswith("hebbian: error: ") and err.count("\n") == 1
+    for fragment in fragments:
+        assert fragment in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_dataset_says_how_to_get_it(capsys, tmp_path):
