@@ -710,6 +710,9 @@ def run_parallel(fn: Callable[..., int], *args: Any, nproc: Optional[int], backe
     Returns:
         Rank 0's exit code (the spawning process), or this process's (under ``torchrun``).
     """
+    import logging
+
+    logging.getLogger("ignite.distributed.launcher.Parallel").setLevel(logging.WARNING)
     codes = Path(tempfile.mkdtemp(prefix="hebbian-ranks-"))
     hide_cuda = backend == "gloo" and nproc is not None
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")

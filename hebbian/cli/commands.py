@@ -56,12 +56,10 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train_rank(args: argparse.Namespace) -> int:
-    """One process of a data-parallel ``train``: only rank 0 reports errors."""
-    import ignite.distributed as idist
-
+    """One process of a data-parallel ``train`` (errors as exit codes; only rank 0 prints them)."""
     from hebbian.cli.main import run_command
 
-    return run_command(_train, args, report=idist.get_rank() == 0)
+    return run_command(_train, args)
 
 
 def _train(args: argparse.Namespace) -> int:

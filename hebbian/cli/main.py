@@ -181,19 +181,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_command(args.func, args)
 
 
-def run_command(func: Any, args: argparse.Namespace, *, report: bool = True) -> int:
+def run_command(func: Any, args: argparse.Namespace) -> int:
     """``func(args)`` as an exit code: usage errors become one line ``hebbian: error: ...`` on stderr and code 2
-    (printed only when ``report``: the other ranks of a data-parallel run stay quiet), Ctrl-C code 130."""
+    (in a data-parallel run printed by rank 0 only), Ctrl-C code 130."""
     from hebbian.data import DatasetNotFoundError
 
     try:
         return int(func(args) or 0)
     except (UsageError, DatasetNotFoundError) as err:
-        if report:
+        if _is_rank_zero():
             message = " ".join(str(err).split())
             print(f"hebbian: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        if report:
+        if _is_rank_zero():
             print("hebbian: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_rank_zero() -> bool:
+    import ignite.distributed as idist
+
+    return idist.get_rank() == 0
