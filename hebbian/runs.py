@@ -349,7 +349,6 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
             config differs from the resumed run's (naming the keys).
     """
     from hebbian.config import dump
-    from hebbian.visualizers import plot_filters, save_figure
 
     start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -370,7 +369,7 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
             if rank0 and not in_place and not folder.existing_run():
                 _remove_if_empty(folder)
             raise
-            # the saved config is what ran: no folder pinned, the method's recipe already applied (so that
+        # the saved config is what ran: no folder pinned, the method's recipe already applied (so that
         # `hebbian train RUN/config.yaml` repeats the run instead of applying the recipe over its overrides again)
         saved = dump({**cfg, "out": None, "recipes": {}})
         on_rank_zero(lambda: _prepare_folder(folder, in_place, overwrite, saved))
@@ -399,27 +398,34 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
             metrics.update(exp.evaluate())
         metrics.update({f"{k}_seconds": round(v, 3) for k, v in exp.seconds.items()})
         metrics["wall_seconds"] = round(time.perf_counter() - start, 3)
-        if logger is not None:
-            for key, value in metrics.items():
-                if key.endswith("accuracy"):
-                    logger.writer.add_scalar(f"final/{key}", value, exp.epochs)
-            logger.close()
-        if rank0:
-            if evaluate:
-                title = f"{cfg['rule']['name']}: {exp.layers[0]}"
-                save_figure(plot_filters(exp.first_layer_weight(), exp.data.input_shape, 100, title=title)[0],
-                            run_dir / "filters.png")
-            write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        exp.metrics = metrics
+        _write_results(exp, run_dir, metrics, logger, figure=evaluate and rank0)
         return exp
     finally:
         folder.unlock()
 
 
+def _write_results(exp: Experiment, run_dir: Path, metrics: Dict[str, Any], logger: Any, figure: bool) -> None:
+    """The final accuracies to TensorBoard, ``filters.png`` (when ``figure``) and ``metrics.json`` (rank 0)."""
+    from hebbian.visualizers import plot_filters, save_figure
+
+    if logger is not None:
+        for key, value in metrics.items():
+            if key.endswith("accuracy"):
+                logger.writer.add_scalar(f"final/{key}", value, exp.epochs)
+        logger.close()
+    if figure:
+        title = f"{exp.cfg['rule']['name']}: {exp.layers[0]}"
+        save_figure(plot_filters(exp.first_layer_weight(), exp.data.input_shape, 100, title=title)[0],
+                    run_dir / "filters.png")
+    if idist.get_rank() == 0:
+        write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    exp.metrics = metrics
+
+
 def _fit(exp: Experiment, saver: Any, metrics: Dict[str, Any]) -> bool:
     """Train; on divergence record it and keep (or restore) the last finite weights. Returns whether the model
     holds finite weights worth evaluating."""
-    from hebbian.trainers.checkpoint import latest_checkpoint, resume_from
+    from hebbian.trainers.checkpoint import NonFiniteCheckpointError, latest_checkpoint, resume_from
 
     trainer = exp.trainer
     if trainer is not None and trainer.state.epoch_length and \
@@ -432,7 +438,10 @@ def _fit(exp: Experiment, saver: Any, metrics: Dict[str, Any]) -> bool:
         metrics["diverged"] = " ".join(str(err).split())
         metrics["epochs"] = exp.trainer.state.epoch if exp.trainer is not None else 0
         if err.weights_finite:  # the update was refused: the weights in memory are the last finite ones
-            saver(exp.trainer)
+            try:
+                saver(exp.trainer)
+            except NonFiniteCheckpointError as refused:  # e.g. a rule's state went non-finite: not saved
+                metrics["not_saved"] = " ".join(str(refused).split())
             return True
         last = latest_checkpoint(Path(saver.save_handler.dirname))
         if last is None:  # nothing finite to fall back to: not evaluated

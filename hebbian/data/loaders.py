@@ -45,7 +45,9 @@ class _IndexBatchSampler(BatchSampler):
     **Checkpointable** (``state_dict`` / ``load_state_dict``): the data order of the current epoch (the generator's
     state before this epoch's permutation was drawn) and how many batches of it were handed out, so that a run
     resumed from a checkpoint (at an epoch's end or in the middle of one) sees the same batches as an uninterrupted
-    run, with any Ignite engine.
+    run, with any Ignite engine. (It counts the batches the ``DataLoader`` took, which with the in-memory loader's
+    single process are the batches the engine ran. Under ``DeterministicEngine``, whose ``ReproducibleBatchSampler``
+    draws a whole epoch up front and reseeds the global RNG, use a loader without ``generator`` instead.)
     """
 
     def __init__(

@@ -50,7 +50,7 @@ def test_pairs_and_strings_are_both_accepted():
     ("train.epochz=3", "train.epochz", "did you mean 'epochs'"),
     ("trian.epochs=3", "trian", "unknown key"),
     ("train.epochs=three", "train.epochs", "expected an integer"),
-    ("train.epochs=-1", "train.epochs", ">= 0"),
+    ("train.epochs=-1", "train.epochs", ">= 1"),
     ("train.lr=true", "train.lr", "expected a number"),
     ("rule.name=kortov", "rule.name", "did you mean 'krotov'"),
     ("data.name=imagenet", "data.name", "digits"),
