@@ -514,7 +514,8 @@ def find_resume_source(path: PathLike, run_dir: Optional[PathLike] = None) -> Tu
     if path.is_dir():
         folder = path.parent if path.name == "checkpoints" else path
         if not (folder / "config.yaml").is_file():
-            raise UsageError(f"--resume {str(path)!r}: not a run folder (no config.yaml)")
+            raise UsageError(f"--resume {str(path)!r}: no run started there (no config.yaml; a run killed while "
+                             f"starting leaves none): start it anew with --out {str(folder)!r}")
         ckpt = latest_checkpoint(folder / "checkpoints") if (folder / "checkpoints").is_dir() else None
     else:
         folder, ckpt = find_run(path)
@@ -766,7 +767,14 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
             parts.append(f"{label} {100 * metrics[key]:.2f}%")
     parts.append(f"{metrics['wall_seconds']:.1f} s")
     if metrics.get("diverged"):
-        parts.append(f"DIVERGED in epoch {metrics['epochs']} (evaluated with the last finite weights)")
+        evaluated = str(metrics.get("evaluated_weights", ""))
+        if evaluated.startswith("none"):
+            note = "the weights became non-finite before the first checkpoint: not evaluated"
+        elif evaluated:
+            note = f"evaluated with the last finite checkpoint, {evaluated.split()[0]}"
+        else:
+            note = "evaluated with the last finite weights"
+        parts.append(f"DIVERGED in epoch {metrics['epochs']} ({note})")
     return " | ".join(parts)
 
 

@@ -65,7 +65,7 @@ def _train_rank(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import ignite.distributed as idist
 
-    from hebbian.runs import default_run_dir, find_resume_source, run, summary_line
+    from hebbian.runs import RUN_ENTRIES, default_run_dir, find_resume_source, run, summary_line
 
     cfg = run_config(args)
     if args.resume is not None and args.out is None:
@@ -78,8 +78,8 @@ def _train(args: argparse.Namespace) -> int:
     metrics = run(cfg, run_dir, resume=args.resume, overwrite=args.overwrite, allow_changes=allow).metrics
     if idist.get_rank() == 0:
         print(summary_line(metrics))
-        print(f"run folder: {run_dir} (config.yaml, metrics.json, checkpoints/, filters.png"
-              f"{', tb/' if cfg['log']['tensorboard'] else ''})")
+        written = [f"{n}/" if (run_dir / n).is_dir() else n for n in RUN_ENTRIES if (run_dir / n).exists()]
+        print(f"run folder: {run_dir} ({', '.join(written)})")
     return 1 if metrics.get("diverged") else 0
 
 
