@@ -57,7 +57,7 @@ def flag_overrides(args: argparse.Namespace) -> List[Tuple[str, Any]]:
         if getattr(args, dest, None) is not None:
             pairs.append((key, getattr(args, dest)))
     extra = {"rule": "rule.name", "download": "data.download", "progress": "log.progress",
-             "tensorboard": "log.tensorboard"}
+             "tensorboard": "log.tensorboard", "seeds": "compare.seeds"}
     for dest, key in extra.items():
         if getattr(args, dest, None) is not None:
             pairs.append((key, getattr(args, dest)))
@@ -87,14 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(p, rule_flag=True)
     p.set_defaults(func=commands.train)
 
-    p = sub.add_parser("compare", help="several rules + backprop + random weights on the same data",
-                       description="Runs each method with the same seed and data order; writes results.csv, "
-                                   "results.md, comparison.png and per-method TensorBoard logs.")
+    p = sub.add_parser("compare", help="several rules + backprop + random weights, each against its untrained control",
+                       description="Runs each method and its untrained control with the same seeds, data and initial "
+                                   "weights; writes results.csv (one row per method and seed), results.md (mean ± "
+                                   "std), comparison.png and per-run TensorBoard logs with HParams.")
     p.add_argument("config", nargs="?", default="compare_digits",
                    help="config file or packaged name (default: compare_digits, the bundled digits data)")
     p.add_argument("--rules", type=lambda s: [r.strip() for r in s.split(",") if r.strip()], default=None,
                    help="comma-separated methods, e.g. oja,krotov,softhebb,ghl,backprop,random "
                         "(default: the config's compare.rules)")
+    p.add_argument("--seeds", dest="seeds", type=int, default=None, metavar="N",
+                   help="run every method and control with N seeds (seed, seed+1, ...); default: compare.seeds")
     _add_run_flags(p, rule_flag=False)
     p.set_defaults(func=compare.compare)
 

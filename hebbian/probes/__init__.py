@@ -7,12 +7,13 @@
   readout (:class:`~hebbian.trainers.evaluators.LinearProbeEvaluator`).
 """
 
-from hebbian.probes.logistic import DEFAULT_L2_GRID, LogisticFit, Standardizer, fit_logistic, select_l2, standardize
+from hebbian.probes.logistic import (DEFAULT_L2_GRID, LogisticFit, NonFiniteFeaturesError, Standardizer, fit_logistic,
+                                     select_l2, standardize)
 from hebbian.probes.probe import LogisticProbe
 from hebbian.probes.registry import ProbeInfo, create_probe, get_probe_info, list_probes, register_probe
 from hebbian.probes import protocols as _protocols  # noqa: F401  (registers the built-in protocols)
 
 __all__ = [
     "LogisticProbe", "create_probe", "list_probes", "get_probe_info", "register_probe", "ProbeInfo",
-    "fit_logistic", "select_l2", "standardize", "Standardizer", "LogisticFit", "DEFAULT_L2_GRID",
+    "fit_logistic", "select_l2", "NonFiniteFeaturesError", "standardize", "Standardizer", "LogisticFit", "DEFAULT_L2_GRID",
 ]
