@@ -1,4 +1,4 @@
-"""The compat layer's warning (emitted once per process where results differ from pytorch-hebbian's) and logger names."""
+"""The compat layer's warning (given once per process where results differ from pytorch-hebbian's); logger names."""
 
 from __future__ import annotations
 

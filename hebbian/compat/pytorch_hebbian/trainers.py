@@ -178,8 +178,10 @@ class HebbianTrainer(Trainer):
     def _warn_differences(self) -> None:
         if any(isinstance(lyr.layer, nn.Conv2d) for lyr in self.layers):
             warn_once("conv", "pytorch-hebbian compat: conv layers learn from true image patches; pytorch-hebbian's "
-                              "patch extraction was wrong, so its conv results are not reproduced (docs/migrating.md)")
+                              "patch extraction was wrong, so its conv results are not reproduced "
+                              "(docs/migrating.md)", stacklevel=4)
         if len(self.layers) > 1:
             warn_once("simultaneous", "pytorch-hebbian compat: all Hebbian layers are updated from one forward pass "
                                       "per batch; pytorch-hebbian updated them one after another, each after a "
-                                      "forward pass through the already-updated layers (docs/migrating.md)")
+                                      "forward pass through the already-updated layers (docs/migrating.md)",
+                      stacklevel=4)

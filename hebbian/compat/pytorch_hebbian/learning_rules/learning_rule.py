@@ -1,4 +1,4 @@
-"""pytorch-hebbian's rule interface, ``update(inputs, weights) -> dW``, adapted onto :class:`hebbian.rules.LearningRule`.
+"""pytorch-hebbian's rule interface, ``update(inputs, weights) -> dW``, adapted to :class:`hebbian.rules.LearningRule`.
 
 An old-style rule sees two matrices per layer and batch and returns the finished update:
 

@@ -16,7 +16,7 @@ __all__ = ["OjasRule"]
 
 
 class OjasRule(NativeBackedRule):
-    """Oja's rule per unit, :math:`\\Delta w_k = c \\cdot \\frac{1}{S} \\sum_n y_{nk} (x_n - y_{nk} w_k)`, :math:`y = W x`.
+    """Oja's rule per unit, :math:`\\Delta w_k = \\frac{c}{S} \\sum_n y_{nk} (x_n - y_{nk} w_k)`, :math:`y = W x`.
 
     The same equation as pytorch-hebbian's ``OjasRule`` (which looped over samples and weights in Python); here it
     is :class:`hebbian.rules.Oja` (``normalize="mean"``) times ``c``. Shapes: ``inputs (S, D)``, ``weights (M, D)``.
