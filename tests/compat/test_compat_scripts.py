@@ -11,7 +11,7 @@ own parameters:
 * ``hebbian.py`` gets a params JSON (``--json``) with ``val_split`` 0.998 (20 images of its hard-coded 10,000-image
   subset train, in batches of 10) and 2 epochs. Its evaluator, attached every 100 epochs, does not fire: reaching it
   takes 100 epochs and then at least 16 supervised epochs over all 10,000 images (minutes on a CPU), so CI tests
-  ``HebbianEvaluator`` in test_names.py instead, with an ``init_function`` built as the script builds it;
+  ``HebbianEvaluator`` in test_compat_names.py instead, with an ``init_function`` built as the script builds it;
 * ``supervised.py``'s ``main(params, ...)`` gets ``train_subset`` 40 (20 train, 20 validate) and 2 epochs, and the
   conv filters that the ``hebbian.py`` run saved, under the file name it hard-codes;
 * ``test.py`` runs as it is, on 256 test images.
