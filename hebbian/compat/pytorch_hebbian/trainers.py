@@ -138,7 +138,11 @@ class HebbianTrainer(Trainer):
         children = [name for name, _ in model.named_children()]
         self.layers = [Layer(children.index(b.name.split(".")[0]), b.name, b.layer) for b in engine.bindings]
         if isinstance(learning_rule, Mapping):
-            self._check_all_mapped(model, learning_rule)
+            try:
+                self._check_all_mapped(model, learning_rule)
+            except KeyError:
+                engine.remove_hooks()
+                raise
         super().__init__(engine, model, device if device is not None else model_device(model))
         self._init_layers()
         self._warn_differences()
