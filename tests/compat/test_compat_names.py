@@ -466,8 +466,8 @@ def check_weights_image_handler(tmp_path, monkeypatch):
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 70, bias=False), nn.Linear(70, 3))
     fire(WeightsImageHandler(model, (1, 4, 4)), Engine(lambda e, b: None), logger)
     images = writer.tags("image")
-    assert list(images) == ["1/weight"]  # the first Linear only; all 70 units: 8 rows of 9 (4 px + 1 px padding)
-    assert images["1/weight"].shape == (3, 8 * 5 + 1, 9 * 5 + 1)
+    assert list(images) == ["1/weight"]  # the first Linear only; all 70 units: 8 rows of 9 (4 px shown 24 px, + 1 px padding)
+    assert images["1/weight"].shape == (3, 8 * 25 + 1, 9 * 25 + 1)
     writer.records.clear()
     fire(WeightsImageHandler(conv_model(), (2, 5, 5)), Engine(lambda e, b: None), logger)
     assert list(writer.tags("image")) == ["conv1/weight"]
