@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-filters", type=int, default=64, help="at most this many filters")
     p.set_defaults(func=commands.visualize)
 
-    p = sub.add_parser("list", help="registered rules, models, datasets, packaged configs or config keys")
-    p.add_argument("what", nargs="?", default="all", choices=("all", "rules", "models", "datasets", "configs", "keys"))
+    p = sub.add_parser("list", help="registered rules, probes, models, datasets, packaged configs or config keys")
+    p.add_argument("what", nargs="?", default="all", choices=("all", "rules", "probes", "models", "datasets", "configs", "keys"))
     p.set_defaults(func=commands.list_)
 
     p = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
