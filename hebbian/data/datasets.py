@@ -56,16 +56,13 @@ def _digits(root: Optional[Path], train: bool, download: bool) -> Tuple[Tensor, 
     """scikit-learn's 1,797 8x8 digits, pixels scaled to [0, 1]; a fixed, stratified 80/20 train/test split."""
     from sklearn.datasets import load_digits
 
+    from hebbian.data.splits import stratified_indices
+
     images, labels = load_digits(return_X_y=True)
     x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
     y = torch.tensor(labels, dtype=torch.long)
-    g = torch.Generator().manual_seed(0)
-    test = torch.zeros(len(y), dtype=torch.bool)
-    for c in range(10):
-        idx = (y == c).nonzero().squeeze(1)
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        test[idx[: len(idx) // 5]] = True
-    keep = ~test if train else test
+    kept, held = stratified_indices(y, 0.2, seed=0)
+    keep = kept if train else held
     return x[keep], y[keep]
 
 

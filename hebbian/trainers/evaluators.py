@@ -154,6 +154,28 @@ class SupervisedEvaluator(Engine):
         return self
 
 
+def _batch_features(frozen: nn.Module, batch: Any, device: torch.device, prepare_batch: Callable
+                    ) -> Tuple[Tensor, Tensor]:
+    x, y = prepare_batch(batch, device, False)
+    if y is None:
+        raise ValueError("the linear probe needs labelled batches (x, y)")
+    with torch.no_grad():
+        return frozen(x), y
+
+
+def frozen_features(frozen: nn.Module, loader: Iterable, device: torch.device,
+                    prepare_batch: Callable = default_prepare_batch) -> TensorDataset:
+    """One pass of ``frozen`` (already in eval mode) over ``loader``: ``TensorDataset(features, labels)`` on ``device``.
+
+    Raises:
+        ValueError: an empty loader or unlabelled batches.
+    """
+    pairs = [_batch_features(frozen, batch, device, prepare_batch) for batch in loader]
+    if not pairs:
+        raise ValueError("the probe got an empty data loader")
+    return TensorDataset(torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs]))
+
+
 class _FeatureStream:
     """Yields ``(frozen(x), y)`` batch by batch from a loader (the uncached mode of the linear probe)."""
 
@@ -308,11 +330,7 @@ class LinearProbeEvaluator(Engine):
 
     def features_of(self, frozen: nn.Module, batch: Any) -> Tuple[Tensor, Tensor]:
         """``(frozen(x), y)`` of one batch, without gradients."""
-        x, y = self.prepare_batch(batch, self.device, False)
-        if y is None:
-            raise ValueError("the linear probe needs labelled batches (x, y)")
-        with torch.no_grad():
-            return frozen(x), y
+        return _batch_features(frozen, batch, self.device, self.prepare_batch)
 
     # ------------------------------------------------------------------ one evaluation
     def _evaluate(self, engine: Engine, loaders: Tuple[Iterable, Optional[Iterable]]) -> Dict[str, float]:
@@ -363,11 +381,7 @@ class LinearProbeEvaluator(Engine):
         return metrics
 
     def _cached_features(self, frozen: nn.Module, loader: Iterable) -> TensorDataset:
-        """One pass of ``frozen`` over ``loader``: ``TensorDataset(features, labels)`` on the probe's device."""
-        pairs = [self.features_of(frozen, batch) for batch in loader]
-        if not pairs:
-            raise ValueError("the probe got an empty data loader")
-        return TensorDataset(torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs]))
+        return frozen_features(frozen, loader, self.device, self.prepare_batch)
 
     def _split(self, features: TensorDataset) -> Tuple[TensorDataset, Optional[TensorDataset]]:
         """``(train, held-out)`` features: a seeded random ``validation_fraction`` is held out (``None`` if 0)."""

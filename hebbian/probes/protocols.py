@@ -1,0 +1,47 @@
+"""The registered probe protocols (see :mod:`hebbian.probes.registry`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ignite.engine import Engine
+from torch import nn
+
+from hebbian.probes.logistic import DEFAULT_L2_GRID
+from hebbian.probes.probe import LogisticProbe
+from hebbian.probes.registry import register_probe
+from hebbian.trainers.evaluators import LinearProbeEvaluator
+
+register_probe(
+    "logistic",
+    {"l2_grid": DEFAULT_L2_GRID, "validation_fraction": 0.2},
+    "standardised features, multinomial logistic regression by L-BFGS to convergence, L2 chosen on a stratified "
+    "validation split of the training data, refitted on all of it, test split used once",
+)(LogisticProbe)
+
+_READOUT = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "dropout": 0.0, "early_stopping_patience": None,
+            "plateau_patience": None, "validation_fraction": 0.2}
+
+
+def _trained_readout(model: nn.Module, **params: Any) -> Engine:
+    return LinearProbeEvaluator(model, **params)
+
+
+register_probe(
+    "readout", _READOUT,
+    "a fresh copy of the model's readout trained with Adam and cross-entropy on the frozen features (optionally "
+    "dropout, ReduceLROnPlateau and early stopping driven by a validation split of the training data)",
+)(_trained_readout)
+
+register_probe(
+    "softhebb", {**_READOUT, "epochs": 50, "dropout": 0.5},
+    "SoftHebb's probe: Adam 1e-3, batch 64, 50 epochs, dropout 0.5 before the readout",
+    "Journe et al. 2023, demo.py (CIFAR10_50); docs: ../shared/reference/rules.md section 2.3",
+)(_trained_readout)
+
+register_probe(
+    "pytorch_hebbian", {**_READOUT, "epochs": 500, "early_stopping_patience": 15, "plateau_patience": 5},
+    "pytorch-hebbian's HebbianEvaluator: Adam 1e-3, ReduceLROnPlateau (0.5, patience 5), early stopping after 15 "
+    "epochs, at most 500 epochs; here monitored on a validation split of the training data instead of the test set",
+    "Talloen et al. 2020, pytorch-hebbian evaluators.py",
+)(_trained_readout)
