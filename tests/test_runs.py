@@ -22,7 +22,8 @@ from hebbian.trainers.checkpoint import latest_checkpoint, load_checkpoint, non_
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--train-limit", "200", "--test-limit", "60", "--probe-epochs", "0", "--no-progress", "--no-tensorboard",
-        "--set", "data.batch_size=50"]
+        "--set", "data.batch_size=50", "--set", "checkpoint.every=1", "--set", "data.split=fixed",
+        "--set", "probe.control=false"]
 
 
 def env() -> dict:

@@ -41,7 +41,7 @@ data: {name: digits, train_limit: 147, test_limit: 60, batch_size: 16}
 model: {name: krotov_fc, width: 0.05}
 rule: {name: krotov, params: {p: 3.0, k: 7, delta: 0.4}}
 train: {epochs: 2, lr: 0.2, schedule: linear, init: normal}
-probe: {epochs: 0}
+probe: {epochs: 0, control: false}
 checkpoint: {every: 1, n_saved: 1}
 log: {progress: false, tensorboard: false}
 recipes:

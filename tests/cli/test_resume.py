@@ -28,12 +28,19 @@ KILLER = Path(__file__).with_name("killer.py")
 
 #: 300 digits in batches of 32 (10 per epoch, the last one of 12), 3 epochs, a checkpoint every epoch, 2 kept.
 TINY = """\
-base: compare_digits
-data: {train_limit: 300, test_limit: 100, batch_size: 32}
-train: {epochs: 3}
-probe: {epochs: 0}
+name: tiny
+seed: 0
+data: {name: digits, train_limit: 300, test_limit: 100, batch_size: 32}
+model: {name: krotov_fc, width: 0.05}
+rule: {name: krotov, params: {p: 3.0, k: 7, delta: 0.4}}
+train: {epochs: 3, lr: 0.2, schedule: linear, init: normal}
+probe: {epochs: 0, control: false}
 checkpoint: {every: 1, n_saved: 2}
 log: {progress: false, tensorboard: false}
+recipes:
+  softhebb: {train: {lr: 0.02, init: softhebb, schedule: constant}}
+  ghl: {train: {optimizer: sgd, lr: 0.05, head_lr: 0.1, init: unit, schedule: cosine}}
+  backprop: {train: {optimizer: sgd, lr: 0.2, init: unit, schedule: cosine}}
 """
 
 
