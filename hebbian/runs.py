@@ -811,12 +811,14 @@ def _free_port() -> int:
 
 
 def summary_line(metrics: Mapping[str, Any]) -> str:
-    """One line: method, dataset, accuracies, epochs, wall time."""
+    """One line: method, dataset, accuracies (and the untrained control's, with the gain), epochs, wall time."""
     parts = [f"{metrics['rule']} on {metrics['dataset']} ({metrics['model']}, {metrics['epochs']} epochs)"]
     for key, label in (("test_accuracy", "test"), ("probe_test_accuracy", "probe test"),
-                       ("probe_train_accuracy", "probe train")):
+                       ("control_probe_test_accuracy", "untrained control"), ("probe_train_accuracy", "probe train")):
         if key in metrics:
             parts.append(f"{label} {100 * metrics[key]:.2f}%")
+    if metrics.get("probe_gain") is not None:
+        parts.append(f"gain {100 * metrics['probe_gain']:+.2f} points")
     parts.append(f"{metrics['wall_seconds']:.1f} s")
     if metrics.get("diverged"):
         evaluated = str(metrics.get("evaluated_weights", ""))
