@@ -39,8 +39,11 @@ class _Competitive(LearningRule):
         self.t_inv = check_positive("t_inv", t_inv)
         self.normalize = check_choice("normalize", normalize, NORMALIZATIONS)
 
-    def compete(self, u: Tensor) -> Tensor:
-        return soft_wta(u, self.t_inv) if self.competition == "soft" else hard_wta(u)
+    def compete(self, view: LayerView, u: Tensor) -> Tensor:
+        """The competition within each of the view's competition groups."""
+        if self.competition == "soft":
+            return view.per_group(soft_wta, u, t_inv=self.t_inv)
+        return view.per_group(hard_wta, u)
 
 
 @register_rule(
@@ -66,7 +69,7 @@ class CompetitiveOja(_Competitive):
     """
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
-        y = self.compete(u)
+        y = self.compete(view, u)
         if self.competition == "hard":
             y = y * u
         return {"delta": competitive_oja_delta(view, x, u, y, overwrite_y=True), "count": view.count(u)}
@@ -94,7 +97,7 @@ class Instar(_Competitive):
         super().__init__(competition, t_inv, normalize)
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
-        return {"delta": instar_delta(view, x, self.compete(u)), "count": view.count(u)}
+        return {"delta": instar_delta(view, x, self.compete(view, u)), "count": view.count(u)}
 
 
 @register_rule(
@@ -127,6 +130,9 @@ class SupervisedInstar(LearningRule):
 
     def check_extras(self, view, x, labels, grad) -> None:  # type: ignore[override]
         super().check_extras(view, x, labels, grad)
+        if view.groups > 1:
+            raise ValueError(f"supervised_instar needs one group of units (one unit per class), got {view.groups} "
+                             "competition groups")
         if not view.is_conv and x.dim() != 2:
             raise ValueError(f"supervised_instar needs Linear inputs of shape (N, D), got {tuple(x.shape)}")
         # An out-of-range index would fail inside scatter_ (a device-side assert on CUDA): check it here (one sync).

@@ -83,7 +83,7 @@ def test_freeze_patterns_and_errors():
 
 
 def test_rule_errors_name_the_layer():
-    with pytest.raises(ValueError, match=r"layer 'out': k=3 needs a layer with at least k output units, got 2"):
+    with pytest.raises(ValueError, match=r"layer 'out': k=3 needs at least k competing units, got 2"):
         bind_rules(net(), Krotov(k=3))
 
 
