@@ -89,10 +89,12 @@ def bind_rules(
     supervised = supervised_layer_names(model, supervised_from)
     freeze = list(freeze) if not isinstance(freeze, str) else [freeze]
     sites = candidate_weights(model)
+    unsupported = unsupported_layers(model)
     for pattern in freeze:
-        if not any(_matches(pattern, s.name, s.module) for s in sites):
+        if not any(_matches(pattern, s.name, s.module) for s in sites) and \
+                not any(_matches(pattern, n, m) for n, m in unsupported):
             raise ValueError(f"freeze: no Linear/Conv layer or attention projection named {pattern!r} in the model")
-    _refuse_unsupported(model, rules, supervised, freeze)
+    _refuse_unsupported(unsupported, rules, supervised, freeze)
     bindings: List[RuleBinding] = []
     for site in sites:
         name, layer = site.name, site.module
@@ -111,10 +113,10 @@ def bind_rules(
     return bindings
 
 
-def _refuse_unsupported(model: nn.Module, rules: RuleSpec, supervised: set, freeze: Sequence[str]) -> None:
+def _refuse_unsupported(unsupported: Sequence, rules: RuleSpec, supervised: set, freeze: Sequence[str]) -> None:
     """A layer no rule supports that the specification would train (one rule for all, or a matching key) is refused
     by name, never silently skipped."""
-    for name, module in unsupported_layers(model):
+    for name, module in unsupported:
         if name in supervised or any(_matches(p, name, module) for p in freeze):
             continue
         if not isinstance(rules, Mapping) or any(rules[k] is not None and _matches(k, name, module) for k in rules):
