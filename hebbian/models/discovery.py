@@ -46,15 +46,26 @@ class WeightSite:
     competition_groups: int = 1
 
     def view(self) -> LayerView:
-        """The rule's view of the weight, with the module's own geometry (or a plain linear map)."""
+        """The rule's view of the weight, with the module's own geometry (or a plain linear map); its
+        ``exact_drive`` says whether what the trainers capture is exactly ``W x`` (+ bias)."""
         if isinstance(self.module, SUPPORTED_LAYERS):
-            return LayerView(self.module)
-        return LayerView(weight=self.weight, geometry=Geometry(), bias=None,
+            view = LayerView(self.module)
+            view.exact_drive = stock_forward(self.module)
+            return view
+        view = LayerView(weight=self.weight, geometry=Geometry(), bias=None,
                          competition_groups=self.competition_groups)
+        view.exact_drive = True  # captured from the product itself
+        return view
 
     @property
     def kernel_size(self) -> Tuple[int, ...]:
         return tuple(self.weight.shape[2:])
+
+
+def stock_forward(module: nn.Module) -> bool:
+    """Whether the module's ``forward`` is PyTorch's own ``Linear`` / ``Conv`` one (its output is ``W x + b``), not a
+    subclass's custom forward (e.g. :class:`~hebbian.models.PMetricLinear`'s p-metric current)."""
+    return type(module).forward in (nn.Linear.forward, nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

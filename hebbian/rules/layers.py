@@ -183,6 +183,9 @@ class LayerView:
             raise ValueError(f"competition_groups={groups} must divide the {m} units (and equal the conv groups "
                              f"{geometry.groups} or 1)")
         self.groups = groups
+        #: whether the ``u`` given to the rules is exactly the layer's drive ``W x`` (+ bias), as it is for captured
+        #: uses of a weight; lets rules take :math:`\sum_{n,p} y_k u_k` from the correlation (:meth:`drive_dot`)
+        self.exact_drive = False
         self._pad, self._pad_mode = geometry.pad, geometry.pad_mode
         self._conv_padding: Tuple[int, ...] = ()
         if self.is_conv:
@@ -201,13 +204,15 @@ class LayerView:
             pad += [total // 2, total - total // 2]  # the odd element goes to the end, as in torch
         return tuple(pad)
 
-    def for_call(self, geometry: Geometry, bias: Optional[Tensor]) -> "LayerView":
-        """The same weight and competition groups, applied as one captured call was (its geometry and bias)."""
-        if geometry == self.geometry and bias is self.bias:
+    def for_call(self, geometry: Geometry, bias: Optional[Tensor], exact_drive: Optional[bool] = None) -> "LayerView":
+        """The same weight and competition groups, applied as one captured call was (its geometry and bias; whether
+        its output is exactly the drive, default: as this view)."""
+        exact = self.exact_drive if exact_drive is None else exact_drive
+        if geometry == self.geometry and bias is self.bias and exact == self.exact_drive:
             return self
         groups = self.groups if geometry.groups == 1 or self.groups == geometry.groups else geometry.groups
         view = LayerView(weight=self.weight, geometry=geometry, bias=bias, competition_groups=groups)
-        view.layer = self.layer
+        view.layer, view.exact_drive = self.layer, exact
         return view
 
     # ------------------------------------------------------------------ geometry
@@ -316,6 +321,15 @@ class LayerView:
         ones = x.new_ones((g,) + tuple(self.weight.shape[1:]))
         norms = _CONV_OPS[self.dims](x * x, ones, None, **self._conv_args()).clamp_min(0).sqrt()
         return norms if g == 1 else norms.repeat_interleave(self.num_neurons // g, dim=1)
+
+    def drive_dot(self, c: Tensor) -> Tensor:
+        """:math:`\langle w_k, C_k \rangle` per neuron, shape ``(M,)``, for a correlation ``C = correlate(x, y)``.
+
+        Equals :math:`\sum_{n,p} y_{n,k,p} u_{n,k,p}` when ``u`` is the drive :math:`W x` (since
+        :math:`u_k = w_k \cdot P`): one pass over the weight instead of a product and a sum over ``u``-shaped tensors.
+        """
+        m = self.num_neurons
+        return torch.linalg.vecdot(self.weight.reshape(m, -1), c.reshape(m, -1))
 
     @staticmethod
     def neuron_sum(t: Tensor) -> Tensor:

@@ -57,7 +57,7 @@ class SoftHebb(LearningRule):
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
         current = p_current(view, x, u, self.p)
         y = view.per_group(_soft_losers, current, t_inv=self.t_inv)
-        return {"delta": competitive_oja_delta(view, x, current, y, overwrite_y=True)}
+        return {"delta": competitive_oja_delta(view, x, current, y, overwrite_y=True, u_is_drive=self.p == 2.0)}
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         w = view.weight

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from hebbian.models.discovery import stock_forward
 from hebbian.rules.base import Statistics
 from hebbian.rules.layers import SUPPORTED_LAYERS, Geometry
 from hebbian.trainers.binding import RuleBinding
@@ -44,13 +45,15 @@ _PRODUCTS = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm
 
 
 class Use(NamedTuple):
-    """One use of a bound weight: the operator's input ``x``, output ``u`` (bias included unless ``bias`` is given
-    separately... see :meth:`~hebbian.rules.layers.LayerView.prepare`), the bias it added, and its geometry."""
+    """One use of a bound weight: the operator's input ``x`` and output ``u``, the bias it added to ``u`` (``None``:
+    ``u`` is the bare drive), its geometry, and whether ``u`` is exactly ``W x`` (+ bias): true for products and for
+    the stock ``Linear`` / ``Conv`` forward, false for a module subclass's own forward."""
 
     x: Tensor
     u: Tensor
     bias: Optional[Tensor]
     geometry: Geometry
+    exact: bool = True
 
 
 class _ForwardDone(Exception):
@@ -108,6 +111,7 @@ class LayerCapture:
         self._names: Dict[int, str] = {id(b.weight): b.name for b in bindings}
         self._module_of: Dict[str, nn.Module] = {b.name: b.layer for b in bindings}
         self._geometry: Dict[str, Geometry] = {b.name: b.view.geometry for b in bindings}
+        self._exact: Dict[str, bool] = {b.name: stock_forward(b.layer) for b in bindings}
         self._inside: Set[str] = set()  # weights whose module's forward is running (captured by the hook)
         self._wanted: Set[str] = set()
         self._stop_early = False
@@ -134,7 +138,8 @@ class LayerCapture:
                 return
             self._inside.discard(name)
             if isinstance(output, Tensor):  # always_call: also after an exception, when there is no output
-                self._add(name, Use(inputs[0].detach(), output.detach(), module.bias, self._geometry[name]))
+                self._add(name, Use(inputs[0].detach(), output.detach(), module.bias, self._geometry[name],
+                                    self._exact[name]))
 
         return hook
 
@@ -212,7 +217,7 @@ def use_statistics(binding: RuleBinding, uses: Sequence[Use], labels: Optional[T
     total: Optional[Statistics] = None
     dtype = binding.weight.dtype
     for use in uses:
-        view = binding.view.for_call(use.geometry, use.bias)
+        view = binding.view.for_call(use.geometry, use.bias, use.exact)
         view.check_shapes(use.x, use.u)
         x, u = view.prepare(use.x.to(dtype), use.u.to(dtype))
         stats = binding.rule.statistics(view, x, u, labels if binding.rule.info.needs_labels else None)

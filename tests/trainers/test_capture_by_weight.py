@@ -224,3 +224,33 @@ def test_ghl_trains_modern_architectures(arch):
     assert set(updates) == set(names)
     for name, delta in updates.items():  # |dW| <= 1 and the direction is -sign(dL/dW) (GHL), never a silent zero
         assert delta.abs().max() <= 1.0 + 1e-6 and delta.abs().max() > 0, name
+
+
+@pytest.mark.parametrize("name,hp", [("competitive_oja", {}), ("competitive_oja", {"competition": "hard"}),
+                                     ("ghl", {"mode": "local_only"}), ("softhebb", {})])
+@pytest.mark.parametrize("kind", ["linear", "conv", "grouped"])
+def test_drive_identity_matches_the_direct_sum(name, hp, kind):
+    """sum_{n,p} y_k u_k taken as <w_k, C_k> (captured uses, u = W x exactly) equals the direct sum (float64)."""
+    torch.manual_seed(0)
+    layer = {"linear": lambda: nn.Linear(5, 4, bias=True), "conv": lambda: nn.Conv2d(2, 4, 3, padding=1),
+             "grouped": lambda: nn.Conv2d(4, 4, 3, groups=2, padding_mode="reflect", padding=1)}[kind]().double()
+    x = torch.randn((6, 5) if kind == "linear" else (2, layer.in_channels, 5, 5), dtype=torch.float64)
+    with torch.no_grad():
+        u = layer(x)
+    from hebbian.models.discovery import candidate_weights
+
+    [site] = candidate_weights(nn.Sequential(layer))
+    exact = site.view()
+    assert exact.exact_drive
+    direct = R.create(name, **hp).update(layer, x, u)  # the public update: the direct sum
+    via_identity = R.create(name, **hp).update(exact, x, u)
+    torch.testing.assert_close(via_identity, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_a_custom_forward_is_not_taken_as_the_exact_drive():
+    from hebbian.models import PMetricLinear
+    from hebbian.models.discovery import candidate_weights
+
+    model = nn.Sequential(PMetricLinear(4, 3, p=3.0), nn.Linear(3, 2), nn.Linear(2, 2))
+    views = {s.name: s.view() for s in candidate_weights(model)}
+    assert not views["0"].exact_drive and views["1"].exact_drive
