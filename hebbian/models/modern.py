@@ -52,20 +52,21 @@ def vit(*, in_channels: int = 1, input_size: Any = 28, num_classes: int = 10, wi
 
 
 class RowTransformer(nn.Module):
-    """``nn.TransformerEncoder`` over the rows of an image: each row is a token (``Linear`` embedding plus a learned
-    position), the tokens are mean-pooled. ``(N, C, H, W) -> (N, d_model)``."""
+    """``nn.TransformerEncoder`` over the rows of an image: each row is a token, embedded by a ``(1, W)`` convolution
+    (a linear map of the row, shown as a filter image) plus a learned position; the tokens are mean-pooled.
+    ``(N, C, H, W) -> (N, d_model)``."""
 
-    def __init__(self, in_features: int, rows: int, d_model: int, nhead: int, num_layers: int, dim_feedforward: int,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, in_channels: int, rows: int, cols: int, d_model: int, nhead: int, num_layers: int,
+                 dim_feedforward: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.embed = nn.Linear(in_features, d_model)
+        self.embed = nn.Conv2d(in_channels, d_model, kernel_size=(1, cols))
         self.position = nn.Parameter(torch.zeros(1, rows, d_model))
         layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        tokens = x.permute(0, 2, 1, 3).flatten(2)  # (N, H, C*W)
-        return self.encoder(self.embed(tokens) + self.position).mean(dim=1)
+        tokens = self.embed(x).flatten(2).transpose(1, 2)  # (N, d, H, 1) -> (N, H, d)
+        return self.encoder(tokens + self.position).mean(dim=1)
 
 
 @register_model("transformer_rows", description="nn.TransformerEncoder over image rows (one token per row), mean pool.",
@@ -76,7 +77,7 @@ def transformer_rows(*, in_channels: int = 1, input_size: Any = 28, num_classes:
     h, w = _size(input_size)
     heads = check_count("nhead", nhead)
     dim = heads * max(1, round(d_model * check_width(width) / heads))
-    body = RowTransformer(in_channels * w, h, dim, heads, check_count("num_layers", num_layers),
+    body = RowTransformer(in_channels, h, w, dim, heads, check_count("num_layers", num_layers),
                           scaled(dim_feedforward, width), dropout)
     return HebbianNet(body, nn.Linear(dim, num_classes))
 

@@ -323,10 +323,10 @@ class LayerView:
         return norms if g == 1 else norms.repeat_interleave(self.num_neurons // g, dim=1)
 
     def drive_dot(self, c: Tensor) -> Tensor:
-        """:math:`\langle w_k, C_k \rangle` per neuron, shape ``(M,)``, for a correlation ``C = correlate(x, y)``.
+        """:math:`\\langle w_k, C_k \\rangle` per neuron, shape ``(M,)``, for a correlation ``C = correlate(x, y)``.
 
-        Equals :math:`\sum_{n,p} y_{n,k,p} u_{n,k,p}` when ``u`` is the drive :math:`W x` (since
-        :math:`u_k = w_k \cdot P`): one pass over the weight instead of a product and a sum over ``u``-shaped tensors.
+        Equals :math:`\\sum_{n,p} y_{n,k,p} u_{n,k,p}` when ``u`` is the drive :math:`W x` (since
+        :math:`u_k = w_k \\cdot P`): one pass over the weight instead of a product and a sum over ``u``-shaped tensors.
         """
         m = self.num_neurons
         return torch.linalg.vecdot(self.weight.reshape(m, -1), c.reshape(m, -1))

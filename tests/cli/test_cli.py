@@ -228,7 +228,9 @@ def _console_script() -> list:
 
 
 def test_console_script_trains_and_reports_errors(tmp_path: Path):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    # the console script imports the editable install's package; PYTHONPATH makes it this checkout's
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "run"
     done = subprocess.run(_console_script() + ["train", "compare_digits", "--out", str(out), *FAST],
                           capture_output=True, text=True, env=env, timeout=300)
