@@ -48,7 +48,10 @@ def _detached_loss(x: Tensor, y: Tensor, y_pred: Tensor, loss: Tensor) -> Tensor
 
 # ---------------------------------------------------------------------- which layers are Hebbian
 def final_classifier(model: nn.Module) -> str:
-    """Name of the final classifier: the last ``nn.Linear`` registered in the model (else the last convolution)."""
+    """Name of the final classifier: the last ``nn.Linear`` registered in the model (else the last convolution).
+
+    (torchvision's ``nn.MultiheadAttention`` registers ``out_proj`` as a ``Linear``; a Transformer's classifier head
+    comes after it, so it is still the last one.)"""
     sites = candidate_weights(model)
     linear = [s.name for s in sites if isinstance(s.module, nn.Linear)]
     if linear:
@@ -241,9 +244,12 @@ def _global_grad(binding: RuleBinding, scaled: bool) -> Optional[Tensor]:
 class GHLTrainer(HebbianTrainer):
     """An Ignite engine that trains a model end to end with GHL (Hebbian magnitude, backprop sign).
 
-    Model-agnostic: by default every ``Conv2d`` is Hebbian and everything else (the final classifier, hidden
-    ``Linear`` layers, BN) is trained by backprop. Works on :func:`hebbian.models.create_model` networks and
-    torchvision's VGG / ResNet alike.
+    Model-agnostic: by default every convolution (``Conv1d/2d/3d``, grouped and depthwise included) is Hebbian and
+    everything else (the final classifier, hidden ``Linear`` layers, BN) is trained by backprop;
+    ``hebbian_layers="conv+linear"`` adds the hidden ``Linear`` layers and the attention projections. Weights are
+    captured wherever they are used (:mod:`hebbian.trainers.capture`), so it works on
+    :func:`hebbian.models.create_model` networks, torchvision's VGG / ResNet / MobileNetV3 / ViT and
+    ``nn.TransformerEncoder`` models alike.
 
     Args:
         model: any ``nn.Module`` ending in a classifier (on ``device``; may be DDP-wrapped).
