@@ -1,6 +1,7 @@
 """docs/tutorial.ipynb runs top to bottom (offline, on the bundled digits) and draws its figures; it matches
 its jupytext twin docs/tutorial.py."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ def test_notebook_executes_and_draws_figures(monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # the kernel runs in docs/: PYTHONPATH makes it import this checkout's package, not the editable install's
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(DOCS.parent), os.environ.get("PYTHONPATH", "")]))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert not any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"), "commit it without outputs"
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
