@@ -9,6 +9,7 @@ itself with its classifier replaced by ``nn.Identity``; the readout is the super
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Tuple
 
 import torch
@@ -108,10 +109,14 @@ def resnet18(*, in_channels: int = 1, input_size: Any = 28, num_classes: int = 1
                 "width_mult = width.", hebbian_layers=(), recipes=_GHL,
                 source="Howard et al., ICCV 2019; torchvision.models.mobilenet_v3_small")
 def mobilenetv3(*, in_channels: int = 1, input_size: Any = 28, num_classes: int = 10, width: float = 1.0,
-                dropout: float = 0.2) -> HebbianNet:
+                dropout: float = 0.2, bn_momentum: float = 0.1) -> HebbianNet:
+    """MobileNetV3-small; ``bn_momentum`` of its BatchNorms (torchvision: 0.01, for ImageNet-length training; after a
+    few hundred CPU-sized steps its running statistics lag the weights and the eval-mode network fails)."""
     from torchvision.models import mobilenet_v3_small
 
-    body = mobilenet_v3_small(width_mult=check_width(width), num_classes=num_classes, dropout=dropout)
+    norm = partial(nn.BatchNorm2d, eps=0.001, momentum=bn_momentum)
+    body = mobilenet_v3_small(width_mult=check_width(width), num_classes=num_classes, dropout=dropout,
+                              norm_layer=norm)
     stem = body.features[0][0]
     if in_channels != 3:
         body.features[0][0] = nn.Conv2d(in_channels, stem.out_channels, 3, 2, 1, bias=False)
