@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from ignite.engine import Events
 from torch import nn
 
 import hebbian.rules as R
@@ -209,15 +210,10 @@ def test_ghl_trains_modern_architectures(arch):
     trainer = GHLTrainer(model, None, optimizer, hebbian_layers="conv+linear")
     assert trainer.layer_names == names and "1" not in names  # the readout is trained by backprop
     x, y = _data(arch)
-    loss_fn = nn.CrossEntropyLoss()
-    with torch.no_grad():
-        model.eval()
-        start = loss_fn(model(x), y).item()
-    trainer.run([(x, y)] * 6, epochs=1)
-    model.eval()
-    with torch.no_grad():
-        end = loss_fn(model(x), y).item()
-    assert end < start  # the network learns the batch
+    losses = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output)))
+    trainer.run([(x, y)] * 8, epochs=1)
+    assert max(losses[-2:]) < losses[0]  # the network learns the batch (train-mode loss of the step itself)
     for b in trainer.bindings:
         assert torch.isfinite(b.weight).all()
     updates = trainer.state.hebbian_updates
