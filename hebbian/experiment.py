@@ -162,10 +162,10 @@ def hebbian_layer_names(model: nn.Module) -> List[str]:
     info = getattr(model, "info", None)
     if info is not None and info.hebbian_layers:
         return list(info.hebbian_layers)
-    from hebbian.models.discovery import candidate_layers, supervised_layer_names
+    from hebbian.models.discovery import candidate_weights, supervised_layer_names
 
     supervised = supervised_layer_names(model, -1)
-    return [name for name, _ in candidate_layers(model) if name not in supervised]
+    return [s.name for s in candidate_weights(model) if s.name not in supervised]
 
 
 @dataclass
@@ -310,10 +310,11 @@ def initialise(cfg: Config, model: nn.Module, layers: List[str]) -> None:
     init = cfg["train"]["init"]
     if init == "default":
         return
-    modules = dict(model.named_modules())
+    from hebbian.models.discovery import site_weight
+
     with torch.no_grad():
         for name in layers:
-            weight = modules[name].weight
+            weight = site_weight(model, name)
             if init in ("normal", "unit"):
                 weight.normal_(0.0, 1.0)
                 if init == "unit":
@@ -381,8 +382,9 @@ class Experiment:
             self.to_save.update(optimizer=optimizer, trainer=self.trainer)
         else:
             settings = layer_settings(cfg, self.layers)
-            modules = dict(model.named_modules())
-            groups = [{"params": [modules[n].weight], "lr": s.lr, "weight_decay": s.weight_decay}
+            from hebbian.models.discovery import site_weight
+
+            groups = [{"params": [site_weight(model, n)], "lr": s.lr, "weight_decay": s.weight_decay}
                       for n, s in settings.items()]
             rules = {n: s.rule for n, s in settings.items()}
             if self.kind == "ghl":

@@ -23,6 +23,7 @@ from benchmarks.timing import interleaved, peak_rss_delta  # noqa: E402
 EXPECTED_ROWS = [
     "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
     "Conv SoftHebb update peak memory", "GHL step vs backprop (deephebb)", "GHL step vs backprop (fasthebb)",
+    "GHL step vs backprop (vit)",
     "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
 ]
 

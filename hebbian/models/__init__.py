@@ -10,6 +10,7 @@ from hebbian.models.builder import SequentialBuilder
 from hebbian.models.deephebb import deephebb
 from hebbian.models.fasthebb import fasthebb
 from hebbian.models.krotov import hebbian_conv, krotov_fc
+from hebbian.models.modern import conv1d_rows, mobilenetv3, resnet18, transformer_rows, vit
 from hebbian.models.layers import PMetricLinear, RePU, Triangle, scaled
 from hebbian.models.registry import (
     HebbianNet,
@@ -25,5 +26,6 @@ from hebbian.models.registry import (
 __all__ = [
     "create_model", "list_models", "get_model_info", "register_model", "ModelInfo", "Recipe", "LayerRecipe",
     "HebbianNet", "RePU", "Triangle", "PMetricLinear", "scaled", "SequentialBuilder",
-    "krotov_fc", "hebbian_conv", "deephebb", "fasthebb",
+    "krotov_fc", "hebbian_conv", "deephebb", "fasthebb", "vit", "transformer_rows", "resnet18", "mobilenetv3",
+    "conv1d_rows",
 ]

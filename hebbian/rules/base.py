@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, Mapping, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -45,11 +45,12 @@ class LearningRule(ABC):
     state_tensors: ClassVar[tuple] = ()
 
     # ------------------------------------------------------------------ the rule
-    def check_layer(self, layer: nn.Module) -> LayerView:
-        """Return the rule's view of ``layer``; raise ``TypeError``/``ValueError`` if the rule cannot train it."""
-        view = LayerView(layer)
+    def check_layer(self, layer: Union[nn.Module, LayerView]) -> LayerView:
+        """Return the rule's view of ``layer`` (a module or a ready :class:`LayerView` of a weight); raise
+        ``TypeError``/``ValueError`` if the rule cannot train it."""
+        view = layer if isinstance(layer, LayerView) else LayerView(layer)
         if view.is_conv and not self.info.supports_conv:
-            raise TypeError(f"rule {self.info.name!r} cannot train nn.Conv2d layers")
+            raise TypeError(f"rule {self.info.name!r} cannot train convolution layers")
         return view
 
     @abstractmethod

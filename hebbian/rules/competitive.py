@@ -15,15 +15,23 @@ from hebbian.rules.registry import register_rule
 COMPETITIONS = ("hard", "soft")
 
 
-def competitive_oja_delta(view: LayerView, x: Tensor, u: Tensor, y: Tensor, *, overwrite_y: bool = False) -> Tensor:
-    """Batch sum of :math:`y_k (x - u_k w_k)`: :math:`\\sum y_k P - (\\sum y_k u_k) w_k`.
+def competitive_oja_delta(
+    view: LayerView, x: Tensor, u: Tensor, y: Tensor, *, overwrite_y: bool = False, u_is_drive: bool = False
+) -> Tensor:
+    """Batch sum of :math:`y_k (x - u_k w_k)`: :math:`C_k - (\\sum y_k u_k) w_k` with :math:`C = \\sum y P`.
 
-    ``overwrite_y=True`` lets the product :math:`y u` be formed in ``y``'s memory (for a ``y`` the caller no longer
-    needs), so no temporary of ``u``'s size is allocated.
+    ``u_is_drive=True`` says that ``u`` is the layer's drive (not, say, a p-metric current); if the view's ``u`` is
+    exactly :math:`W x` (:attr:`LayerView.exact_drive`, captured uses), :math:`\\sum y_k u_k = \\langle w_k, C_k\\rangle`
+    is taken from the correlation (:meth:`LayerView.drive_dot`), which saves two passes over ``u``-shaped tensors.
+    Otherwise ``overwrite_y=True`` lets the product :math:`y u` be formed in ``y``'s memory (for a ``y`` the caller
+    no longer needs), so no temporary of ``u``'s size is allocated.
     """
     delta = view.correlate(x, y)
-    yu = y.mul_(u) if overwrite_y else y * u
-    return delta.addcmul_(view.per_neuron(view.neuron_sum(yu)), view.weight, value=-1.0)
+    if u_is_drive and view.exact_drive:
+        yu_sum = view.drive_dot(delta)
+    else:
+        yu_sum = view.neuron_sum(y.mul_(u) if overwrite_y else y * u)
+    return delta.addcmul_(view.per_neuron(yu_sum), view.weight, value=-1.0)
 
 
 def instar_delta(view: LayerView, x: Tensor, y: Tensor) -> Tensor:
@@ -39,8 +47,11 @@ class _Competitive(LearningRule):
         self.t_inv = check_positive("t_inv", t_inv)
         self.normalize = check_choice("normalize", normalize, NORMALIZATIONS)
 
-    def compete(self, u: Tensor) -> Tensor:
-        return soft_wta(u, self.t_inv) if self.competition == "soft" else hard_wta(u)
+    def compete(self, view: LayerView, u: Tensor) -> Tensor:
+        """The competition within each of the view's competition groups."""
+        if self.competition == "soft":
+            return view.per_group(soft_wta, u, t_inv=self.t_inv)
+        return view.per_group(hard_wta, u)
 
 
 @register_rule(
@@ -66,10 +77,10 @@ class CompetitiveOja(_Competitive):
     """
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
-        y = self.compete(u)
+        y = self.compete(view, u)
         if self.competition == "hard":
             y = y * u
-        return {"delta": competitive_oja_delta(view, x, u, y, overwrite_y=True), "count": view.count(u)}
+        return {"delta": competitive_oja_delta(view, x, u, y, overwrite_y=True, u_is_drive=True), "count": view.count(u)}
 
 
 @register_rule(
@@ -94,7 +105,7 @@ class Instar(_Competitive):
         super().__init__(competition, t_inv, normalize)
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
-        return {"delta": instar_delta(view, x, self.compete(u)), "count": view.count(u)}
+        return {"delta": instar_delta(view, x, self.compete(view, u)), "count": view.count(u)}
 
 
 @register_rule(
@@ -127,6 +138,9 @@ class SupervisedInstar(LearningRule):
 
     def check_extras(self, view, x, labels, grad) -> None:  # type: ignore[override]
         super().check_extras(view, x, labels, grad)
+        if view.groups > 1:
+            raise ValueError(f"supervised_instar needs one group of units (one unit per class), got {view.groups} "
+                             "competition groups")
         if not view.is_conv and x.dim() != 2:
             raise ValueError(f"supervised_instar needs Linear inputs of shape (N, D), got {tuple(x.shape)}")
         # An out-of-range index would fail inside scatter_ (a device-side assert on CUDA): check it here (one sync).

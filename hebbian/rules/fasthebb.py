@@ -61,8 +61,9 @@ class SWTA(LearningRule):
 
     def check_layer(self, layer: nn.Module) -> LayerView:
         view = super().check_layer(layer)
-        if self.competition == "kwta" and view.num_neurons < self.k:
-            raise ValueError(f"k={self.k} needs a layer with at least k output units, got {view.num_neurons}")
+        if self.competition == "kwta" and view.units_per_group < self.k:
+            raise ValueError(f"k={self.k} needs at least k competing units, got {view.units_per_group} "
+                             f"(units per competition group)")
         return view
 
     def compete(self, s: Tensor) -> Tensor:
@@ -74,7 +75,7 @@ class SWTA(LearningRule):
         return k_wta(s, self.k)
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
-        z = self.compete(raised_cosine_sq(view, x, u))
+        z = view.per_group(self.compete, raised_cosine_sq(view, x, u))
         # z^2 of a sharp competition (T = 0.02) underflows into subnormals, which slow the CPU correlation ~30x
         return {"delta": instar_delta(view, x, flush_subnormal_(z * z)), "weight": view.neuron_sum(z)}
 

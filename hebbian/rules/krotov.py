@@ -62,14 +62,15 @@ class Krotov(LearningRule):
 
     def check_layer(self, layer: nn.Module) -> LayerView:
         view = super().check_layer(layer)
-        if view.num_neurons < self.k:
-            raise ValueError(f"k={self.k} needs a layer with at least k output units, got {view.num_neurons}")
+        if view.units_per_group < self.k:
+            raise ValueError(f"k={self.k} needs at least k competing units, got {view.units_per_group} "
+                             f"(units per competition group)")
         return view
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
         current = p_current(view, x, u, self.p)
-        if view.is_conv:
-            g = rank_gates(current, self.k, self.delta)
+        if view.is_conv or view.groups > 1:
+            g = view.per_group(rank_gates, current, k=self.k, delta=self.delta)
             return {"delta": view.correlate(x, g) - view.per_neuron(view.neuron_sum(g * current)) * view.weight}
         return {"delta": self._sparse_linear(view, x, current)}
 

@@ -56,14 +56,19 @@ class SoftHebb(LearningRule):
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
         current = p_current(view, x, u, self.p)
-        y = anti_hebbian_losers(soft_wta(current, self.t_inv), current, inplace=True)
-        return {"delta": competitive_oja_delta(view, x, current, y, overwrite_y=True)}
+        y = view.per_group(_soft_losers, current, t_inv=self.t_inv)
+        return {"delta": competitive_oja_delta(view, x, current, y, overwrite_y=True, u_is_drive=self.p == 2.0)}
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         w = view.weight
         norms = w.reshape(w.shape[0], -1).norm(p=self.p, dim=1)
         self.rates = ((norms - 1.0).abs() + 1e-10).pow(self.q)
         return normalize_delta(stats["delta"], None, "max_abs") * view.per_neuron(self.rates)
+
+
+def _soft_losers(current: Tensor, t_inv: float) -> Tensor:
+    """:math:`\\tilde y`: softmax over the units (axis 1), the losers' sign flipped."""
+    return anti_hebbian_losers(soft_wta(current, t_inv), current, inplace=True)
 
 
 def softhebb_init_(weight: Tensor, radius: float = 25.0, p: float = 2.0) -> Tensor:

@@ -1,7 +1,7 @@
 """Trainers: Ignite engines that apply learning rules to ordinary PyTorch models."""
 
 from hebbian.trainers.batch import prepare_batch
-from hebbian.models.discovery import candidate_layers, unwrap_model
+from hebbian.models.discovery import WeightSite, candidate_layers, candidate_weights, unwrap_model
 from hebbian.trainers.binding import RuleBinding, bind_rules
 from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.events import HebbianEvents
@@ -14,7 +14,8 @@ from hebbian.trainers.hebbian_trainer import (
 )
 
 __all__ = [
-    "prepare_batch", "RuleBinding", "bind_rules", "candidate_layers", "unwrap_model", "LayerCapture",
+    "prepare_batch", "RuleBinding", "bind_rules", "candidate_layers", "candidate_weights", "WeightSite", "unwrap_model",
+    "LayerCapture",
     "HebbianEvents", "NonFiniteGuard", "NonFiniteUpdateError", "HebbianTrainer", "DeterministicHebbianTrainer",
     "create_hebbian_trainer", "hebbian_training_step",
 ]

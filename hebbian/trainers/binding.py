@@ -9,7 +9,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 from torch import nn
 
 from hebbian.rules.base import LearningRule
-from hebbian.models.discovery import candidate_layers, supervised_layer_names
+from hebbian.models.discovery import candidate_weights, supervised_layer_names, unsupported_layers
 from hebbian.rules.layers import LayerView
 from hebbian.rules.registry import create
 
@@ -23,8 +23,9 @@ class RuleBinding:
     """One layer bound to its own rule instance.
 
     Attributes:
-        name: the layer's qualified name in the model (``model.named_modules()``).
-        layer: the ``nn.Linear`` / ``nn.Conv2d``.
+        name: the weight's name (:class:`~hebbian.models.discovery.WeightSite`): the layer's qualified name in the
+            model (``model.named_modules()``), or ``"<attention>.in_proj"`` for an attention input projection.
+        layer: the module that owns the weight (the ``nn.Linear`` / ``nn.Conv{1,2,3}d``, or the attention module).
         rule: the rule (a private instance: shared rules are cloned per layer).
         view: the rule's :class:`~hebbian.rules.layers.LayerView` of the layer.
         enabled: whether the layer learns; switch at run time with the trainer's ``enable_learning`` / ``disable_learning``.
@@ -38,7 +39,7 @@ class RuleBinding:
 
     @property
     def weight(self) -> nn.Parameter:
-        return self.layer.weight  # type: ignore[return-value]
+        return self.view.weight  # type: ignore[return-value]
 
 
 def _matches(key: LayerKey, name: str, module: nn.Module) -> bool:
@@ -70,7 +71,8 @@ def bind_rules(
 
     Args:
         model: any module (DDP/DataParallel wrappers are looked through).
-        rules: one rule (object or registry name) for every ``Linear``/``Conv2d`` outside the supervised part, or a
+        rules: one rule (object or registry name) for every ``Linear``/``Conv`` weight and attention projection
+            (:func:`~hebbian.models.discovery.candidate_weights`) outside the supervised part, or a
             mapping from layer name (or ``fnmatch`` pattern), module type, or predicate ``(name, module) -> bool`` to a
             rule; the first matching key wins and a ``None`` value excludes the layer.
         supervised_from: see :func:`supervised_layer_names`.
@@ -81,29 +83,48 @@ def bind_rules(
 
     Raises:
         ValueError: if no layer is bound or a name in ``freeze`` matches nothing; ``TypeError``/``ValueError`` from a
-            rule that cannot train its layer.
+            rule that cannot train its layer; ``TypeError`` for a layer no rule supports (``ConvTranspose``,
+            ``Bilinear``, ``Embedding``, recurrent) that the specification would train.
     """
     supervised = supervised_layer_names(model, supervised_from)
     freeze = list(freeze) if not isinstance(freeze, str) else [freeze]
-    layers = candidate_layers(model)
+    sites = candidate_weights(model)
+    unsupported = unsupported_layers(model)
     for pattern in freeze:
-        if not any(_matches(pattern, n, m) for n, m in layers):
-            raise ValueError(f"freeze: no Linear/Conv2d layer named {pattern!r} in the model")
+        if not any(_matches(pattern, s.name, s.module) for s in sites) and \
+                not any(_matches(pattern, n, m) for n, m in unsupported):
+            raise ValueError(f"freeze: no Linear/Conv layer or attention projection named {pattern!r} in the model")
+    _refuse_unsupported(unsupported, rules, supervised, freeze)
     bindings: List[RuleBinding] = []
-    for name, layer in layers:
+    for site in sites:
+        name, layer = site.name, site.module
         if name in supervised or any(_matches(p, name, layer) for p in freeze):
             continue
         rule = _select(rules, name, layer)
         if rule is None:
             continue
         try:
-            view = rule.check_layer(layer)
+            view = rule.check_layer(site.view())
         except (TypeError, ValueError) as err:
             raise type(err)(f"layer {name!r}: {err}") from err
         bindings.append(RuleBinding(name, layer, rule, view))
     if not bindings:
         raise ValueError("no layer of the model is bound to a rule (check `rules`, `supervised_from` and `freeze`)")
     return bindings
+
+
+def _refuse_unsupported(unsupported: Sequence, rules: RuleSpec, supervised: set, freeze: Sequence[str]) -> None:
+    """A layer no rule supports that the specification would train (one rule for all, or a matching key) is refused
+    by name, never silently skipped."""
+    for name, module in unsupported:
+        if name in supervised or any(_matches(p, name, module) for p in freeze):
+            continue
+        if not isinstance(rules, Mapping) or any(rules[k] is not None and _matches(k, name, module) for k in rules):
+            raise TypeError(
+                f"layer {name!r}: {type(module).__name__} is not supported by Hebbian rules (supported: nn.Linear, "
+                "nn.Conv1d/2d/3d and nn.MultiheadAttention projections); exclude it with `freeze`, `supervised_from` "
+                "or a rule mapping"
+            )
 
 
 def _select(rules: RuleSpec, name: str, layer: nn.Module) -> Optional[LearningRule]:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from hebbian.rules.base import LearningRule, Statistics
 from hebbian.rules.ghl import GHL
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
-from hebbian.models.discovery import candidate_layers, unwrap_model
+from hebbian.models.discovery import WeightSite, candidate_weights, unwrap_model
 from hebbian.trainers.binding import RuleBinding
 from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.distributed import all_reduce_gradients, all_reduce_statistics, batch_share
@@ -49,19 +49,26 @@ def _detached_loss(x: Tensor, y: Tensor, y_pred: Tensor, loss: Tensor) -> Tensor
 
 # ---------------------------------------------------------------------- which layers are Hebbian
 def final_classifier(model: nn.Module) -> str:
-    """Name of the final classifier: the last ``nn.Linear`` registered in the model (else the last ``Conv2d``)."""
-    layers = candidate_layers(model)
-    linear = [n for n, m in layers if isinstance(m, nn.Linear)]
+    """Name of the final classifier: the last ``nn.Linear`` registered in the model (else the last convolution).
+
+    (torchvision's ``nn.MultiheadAttention`` registers ``out_proj`` as a ``Linear``; a Transformer's classifier head
+    comes after it, so it is still the last one.)"""
+    sites = candidate_weights(model)
+    linear = [s.name for s in sites if isinstance(s.module, nn.Linear)]
     if linear:
         return linear[-1]
-    if not layers:
-        raise ValueError("the model has no nn.Linear or nn.Conv2d layer")
-    return layers[-1][0]
+    if not sites:
+        raise ValueError("the model has no nn.Linear or nn.Conv layer")
+    return sites[-1].name
 
 
 def is_downsample(name: str, module: nn.Module) -> bool:
     """A residual projection: a conv inside a module named ``downsample`` (torchvision) or ``shortcut``."""
-    return isinstance(module, nn.Conv2d) and any(part in DOWNSAMPLE_NAMES for part in name.split("."))
+    return isinstance(module, nn.modules.conv._ConvNd) and any(part in DOWNSAMPLE_NAMES for part in name.split("."))
+
+
+def _is_conv(site: WeightSite) -> bool:
+    return site.kind != "linear"
 
 
 def select_hebbian_layers(
@@ -72,12 +79,14 @@ def select_hebbian_layers(
     include_downsample: bool = True,
     classifier: Optional[str] = None,
 ) -> List[str]:
-    """Names of the layers GHL trains, in registration order.
+    """Names of the weights GHL trains, in registration order.
 
     Args:
         model: any module (DDP / DataParallel wrappers are looked through).
-        hebbian_layers: ``"conv"`` (every ``Conv2d``, GHL's recipe), ``"conv+linear"`` (also hidden ``Linear`` layers,
-            e.g. VGG's fc6/fc7) or a predicate ``(name, module) -> bool`` over ``Linear``/``Conv2d`` layers.
+        hebbian_layers: ``"conv"`` (every ``Conv1d/2d/3d``, GHL's recipe), ``"conv+linear"`` (also hidden ``Linear``
+            layers, e.g. VGG's fc6/fc7, and the attention projections of a Transformer: ``<attention>.in_proj``,
+            ``out_proj``) or a predicate ``(name, module) -> bool`` over the candidates of
+            :func:`~hebbian.models.discovery.candidate_weights`.
         include_1x1: whether 1x1 convolutions are Hebbian.
         include_downsample: whether residual projection convs (``*.downsample.*``, ``*.shortcut.*``) are Hebbian.
         classifier: name of the final classifier, which is never Hebbian (default: :func:`final_classifier`).
@@ -90,17 +99,18 @@ def select_hebbian_layers(
     bare = unwrap_model(model)
     classifier = final_classifier(bare) if classifier is None else classifier
     names = []
-    for name, module in candidate_layers(bare):
+    for site in candidate_weights(bare):
+        name, module = site.name, site.module
         if name == classifier:
             continue
         if hebbian_layers == "conv":
-            keep = isinstance(module, nn.Conv2d)
+            keep = _is_conv(site)
         elif hebbian_layers == "conv+linear":
             keep = True
         else:
             keep = bool(hebbian_layers(name, module))  # type: ignore[operator]
-        if isinstance(module, nn.Conv2d):
-            keep = keep and (include_1x1 or tuple(module.kernel_size) != (1, 1))
+        if _is_conv(site):
+            keep = keep and (include_1x1 or any(k != 1 for k in site.kernel_size))
             keep = keep and (include_downsample or not is_downsample(name, module))
         if keep:
             names.append(name)
@@ -118,11 +128,11 @@ def ghl_param_groups(
 
     DeepHebb: ``lr_conv=1e-2, wd_conv=5e-2, lr=5e-3``; FastHebb: ``5e-2, 1e-2, 1e-4`` (with SGD, momentum 0).
     """
-    modules = dict(unwrap_model(model).named_modules())
-    missing = [n for n in hebbian_layer_names if n not in modules]
+    weights = {s.name: s.weight for s in candidate_weights(model)}
+    missing = [n for n in hebbian_layer_names if n not in weights]
     if missing:
         raise ValueError(f"hebbian_layer_names: the model has no layers named {missing}")
-    hebbian = [modules[n].weight for n in hebbian_layer_names]
+    hebbian = [weights[n] for n in hebbian_layer_names]
     ids = {id(p) for p in hebbian}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return [
@@ -243,9 +253,12 @@ def _global_grad(binding: RuleBinding, scaled: bool) -> Optional[Tensor]:
 class GHLTrainer(HebbianTrainer):
     """An Ignite engine that trains a model end to end with GHL (Hebbian magnitude, backprop sign).
 
-    Model-agnostic: by default every ``Conv2d`` is Hebbian and everything else (the final classifier, hidden
-    ``Linear`` layers, BN) is trained by backprop. Works on :func:`hebbian.models.create_model` networks and
-    torchvision's VGG / ResNet alike.
+    Model-agnostic: by default every convolution (``Conv1d/2d/3d``, grouped and depthwise included) is Hebbian and
+    everything else (the final classifier, hidden ``Linear`` layers, BN) is trained by backprop;
+    ``hebbian_layers="conv+linear"`` adds the hidden ``Linear`` layers and the attention projections. Weights are
+    captured wherever they are used (:mod:`hebbian.trainers.capture`), so it works on
+    :func:`hebbian.models.create_model` networks, torchvision's VGG / ResNet / MobileNetV3 / ViT and
+    ``nn.TransformerEncoder`` models alike.
 
     Args:
         model: any ``nn.Module`` ending in a classifier (on ``device``; may be DDP-wrapped).

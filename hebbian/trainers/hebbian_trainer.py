@@ -15,7 +15,7 @@ from hebbian.optim import write_update
 from hebbian.rules.base import Statistics, check_labels
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.trainers.binding import RuleBinding, RuleSpec, bind_rules
-from hebbian.trainers.capture import LayerCapture
+from hebbian.trainers.capture import LayerCapture, Use, use_statistics
 from hebbian.trainers.distributed import all_reduce_statistics, broadcast_parameters, check_replicas_in_sync
 from hebbian.trainers.events import HebbianEvents, register_hebbian_events
 from hebbian.trainers.guard import NonFiniteGuard
@@ -24,19 +24,16 @@ PrepareBatch = Callable[[Any, Optional[Union[str, torch.device]], bool], Tuple[T
 
 
 def layer_statistics(
-    bindings: Sequence[RuleBinding], records: Dict[str, Tuple[Tensor, Tensor]], labels: Optional[Tensor]
+    bindings: Sequence[RuleBinding], records: Dict[str, List[Use]], labels: Optional[Tensor]
 ) -> List[Statistics]:
-    """Each bound layer's batch sums from its recorded ``(x, u)`` (labels checked as ``rule.update`` checks them:
-    integer class indices, one per sample)."""
+    """Each bound weight's batch sums from its recorded uses (summed over the uses); labels are checked as
+    ``rule.update`` checks them (integer class indices, one per sample)."""
     stats = []
     for b in bindings:
-        x, u = records[b.name]
+        uses = records[b.name]
         if b.rule.info.needs_labels:
-            check_labels(b.rule.info.name, labels, x.shape[0])
-        b.view.check_shapes(x, u)
-        dtype = b.weight.dtype
-        x, u = b.view.prepare(x.to(dtype), u.to(dtype))
-        stats.append(b.rule.statistics(b.view, x, u, labels if b.rule.info.needs_labels else None))
+            check_labels(b.rule.info.name, labels, uses[0].x.shape[0])
+        stats.append(use_statistics(b, uses, labels))
     return stats
 
 

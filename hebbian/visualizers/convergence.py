@@ -90,7 +90,7 @@ class ConvergenceHistory:
         bindings = getattr(trainer, "bindings", None)
         if bindings is None:
             raise TypeError(f"trainer must expose .bindings (a HebbianTrainer), got {type(trainer).__name__}")
-        self.layers = {b.name: b.layer for b in bindings}
+        self.layers = {b.name: b for b in bindings}  # anything with .weight
         self.targets = convergence_targets(bindings, p)
         self.tol = tol
         self.history: Dict[str, List[float]] = {name: [] for name in self.targets}

@@ -67,10 +67,17 @@ def filter_tiles(
     max_filters: int = 64,
     max_channels: int = 8,
 ) -> Tuple[Tensor, int]:
-    """The tiles of :func:`filter_grid` as ``(T, C, h, w)`` (C = 1 or 3) and the number of tiles per grid row."""
+    """The tiles of :func:`filter_grid` as ``(T, C, h, w)`` (C = 1 or 3) and the number of tiles per grid row.
+
+    A Conv1d kernel ``(M, C, k)`` is drawn as ``1 x k`` rows per channel, a Conv3d kernel ``(M, C, d, h, w)`` as its
+    ``C d`` slices ``h x w``."""
+    if isinstance(weight, Tensor) and weight.dim() == 3:
+        weight = weight.unsqueeze(2)
+    elif isinstance(weight, Tensor) and weight.dim() == 5:
+        weight = weight.flatten(1, 2)
     if not isinstance(weight, Tensor) or weight.dim() not in (2, 4):
         raise ValueError(
-            "weight must be a Linear weight (M, D) or a Conv2d weight (M, C, kh, kw), got "
+            "weight must be a Linear weight (M, D) or a Conv1d/2d/3d weight (M, C, *kernel), got "
             f"{tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__}"
         )
     for name, value in (("max_filters", max_filters), ("max_channels", max_channels)):

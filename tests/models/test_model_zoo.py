@@ -24,10 +24,12 @@ from hebbian.trainers import HebbianTrainer
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 NAMES = ["deephebb", "fasthebb", "hebbian_conv", "krotov_fc"]
+#: today's architectures, for GHL and every rule beyond convnets (tests/trainers/test_capture_by_weight.py)
+MODERN = ["conv1d_rows", "mobilenetv3", "resnet18", "transformer_rows", "vit"]
 
 
 def test_registry_lists_the_published_networks():
-    assert list_models() == NAMES
+    assert list_models() == sorted(NAMES + MODERN)
     assert list_models("*hebb") == ["deephebb", "fasthebb"]
     assert get_model_info("DeepHebb").name == "deephebb"
     with pytest.raises(KeyError, match="unknown model 'resnet'.*deephebb"):
@@ -207,3 +209,19 @@ def test_softhebb_recipe_trains_deephebb_with_the_hebbian_trainer():
         # SoftHebb: largest element step = eta0 * (|norm - 1|)^0.5 of the neuron holding the max of D
         assert 0 < step <= rate * ((norm - 1).abs().max().item() + 1e-10) ** 0.5 + 1e-6
     assert math.isfinite(step)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("vit", {"patch_size": 4}), ("transformer_rows", {}), ("resnet18", {}), ("mobilenetv3", {}), ("conv1d_rows", {}),
+])
+@pytest.mark.parametrize("channels,size", [(1, 8), (3, 16)])
+def test_modern_networks_are_body_plus_readout(name, options, channels, size):
+    net = create_model(name, in_channels=channels, input_size=size, num_classes=7, width=0.25, **options)
+    assert isinstance(net.readout, nn.Linear) and net.readout.out_features == 7 and len(net) == 2
+    assert net(torch.randn(2, channels, size, size)).shape == (2, 7)
+    assert net.info.name == name and net.default_rules() == {}  # Hebbian weights found by discovery, not declared
+
+
+def test_vit_refuses_a_size_its_patches_do_not_tile():
+    with pytest.raises(ValueError, match="input_size must be square and a multiple of patch_size=7"):
+        create_model("vit", input_size=8)

@@ -10,6 +10,7 @@ taken from rules.md as well, so a changed library default is caught too.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -89,83 +90,31 @@ def reference_update(
     name: str,
     hp: dict,
     W: np.ndarray,
-    samples: List[Tuple[int, np.ndarray]],
+    samples: List[Tuple[int, List[np.ndarray]]],
     labels: Optional[np.ndarray] = None,
     grad: Optional[np.ndarray] = None,
+    groups: int = 1,
 ) -> np.ndarray:
-    """Naive Delta W for rule ``name`` from per-(sample, position) patches ``samples = [(n, P), ...]``."""
+    """Naive Delta W for rule ``name`` from per-(sample, position) patches ``samples = [(n, [P_1, .., P_G]), ...]``.
+
+    The ``M`` units form ``groups`` consecutive blocks; block ``g`` sees the patch ``P_g`` (its own input channels in a
+    grouped convolution, the same input for every block of a packed q/k/v projection) and its units compete only among
+    themselves. Post-processing (mean, max-abs, rates, sign) is over the whole layer.
+    """
     hp = {**REF_DEFAULTS[name], **hp}
     shape = W.shape
     Wf = W.reshape(W.shape[0], -1)
     m, d = Wf.shape
+    mg = m // groups
     acc = np.zeros_like(Wf)
     zsum = np.zeros(m)
     count = 0
-    for n, P in samples:
+    for n, parts in samples:
         count += 1
-        u = Wf @ P  # the bare drive w_k . x of this (sample, position)
-        if name == "hebb":
-            for k in range(m):
-                acc[k] += u[k] * P
-        elif name == "oja":
-            for k in range(m):
-                acc[k] += u[k] * (P - u[k] * Wf[k])
-        elif name in ("oja_subspace", "sanger", "hpca"):
-            y = np.maximum(u, 0.0) if hp.get("activation") == "relu" else u
-            for i in range(m):
-                upto = m if name == "oja_subspace" else i + 1
-                recon = sum(y[k] * Wf[k] for k in range(upto))
-                acc[i] += y[i] * (P - recon)
-        elif name in ("competitive_oja", "ghl"):
-            if name == "ghl" or hp["competition"] == "soft":
-                y = _softmax(hp["t_inv"] * u)
-                for k in range(m):
-                    acc[k] += y[k] * (P - u[k] * Wf[k])
-            else:
-                win = _order(u)[0]
-                acc[win] += u[win] * (P - u[win] * Wf[win])
-        elif name == "instar":
-            if hp["competition"] == "soft":
-                y = _softmax(hp["t_inv"] * u)
-            else:
-                y = np.zeros(m)
-                y[_order(u)[0]] = 1.0
-            for k in range(m):
-                acc[k] += y[k] * (P - Wf[k])
-        elif name == "supervised_instar":
-            t = int(labels[n])
-            acc[t] += P - Wf[t]
-        elif name == "krotov":
-            p = hp["p"]
-            current = np.array([np.sum(np.sign(Wf[k]) * np.abs(Wf[k]) ** (p - 1.0) * P) for k in range(m)])
-            order = _order(current)
-            g = np.zeros(m)
-            g[order[0]] = 1.0
-            g[order[hp["k"] - 1]] = -hp["delta"]
-            for k in range(m):
-                acc[k] += g[k] * (P - current[k] * Wf[k])
-        elif name == "softhebb":
-            p = hp["p"]
-            current = np.array([np.sum(np.sign(Wf[k]) * np.abs(Wf[k]) ** (p - 1.0) * P) for k in range(m)])
-            y = _softmax(hp["t_inv"] * current)
-            win = _order(current)[0]
-            ytilde = np.array([y[k] if k == win else -y[k] for k in range(m)])
-            for k in range(m):
-                acc[k] += ytilde[k] * (P - current[k] * Wf[k])
-        elif name == "swta":
-            s = np.array([((1.0 + u[k] / (np.linalg.norm(Wf[k]) * np.linalg.norm(P))) / 2.0) ** 2 for k in range(m)])
-            if hp["competition"] == "exp":
-                z = _softmax(s / hp["temperature"])
-            elif hp["competition"] == "poly":
-                z = s ** hp["power"] / np.sum(s ** hp["power"])
-            else:
-                z = np.zeros(m)
-                z[_order(s)[: hp["k"]]] = 1.0
-            for k in range(m):
-                acc[k] += z[k] ** 2 * (P - Wf[k])
-                zsum[k] += z[k]
-        else:  # pragma: no cover
-            raise AssertionError(f"no reference for rule {name!r}")
+        assert len(parts) == groups
+        for g in range(groups):
+            block = slice(g * mg, (g + 1) * mg)
+            _accumulate(name, hp, Wf[block], parts[g], acc[block], zsum[block], labels, n)
 
     # ---- post-processing
     def normalise(a: np.ndarray, mode: str) -> np.ndarray:
@@ -200,6 +149,75 @@ def reference_update(
         else:
             out = -np.abs(dhat) * np.sign(g)
     return out.reshape(shape)
+
+
+def _accumulate(name: str, hp: dict, Wf: np.ndarray, P: np.ndarray, acc: np.ndarray, zsum: np.ndarray,
+                labels: Optional[np.ndarray], n: int) -> None:
+    """Add one (sample, position)'s update of one competition group (``Wf``, ``acc``, ``zsum``: that group's rows)."""
+    m = Wf.shape[0]
+    u = Wf @ P  # the bare drive w_k . x of this (sample, position)
+    if name == "hebb":
+        for k in range(m):
+            acc[k] += u[k] * P
+    elif name == "oja":
+        for k in range(m):
+            acc[k] += u[k] * (P - u[k] * Wf[k])
+    elif name in ("oja_subspace", "sanger", "hpca"):
+        y = np.maximum(u, 0.0) if hp.get("activation") == "relu" else u
+        for i in range(m):
+            upto = m if name == "oja_subspace" else i + 1
+            recon = sum(y[k] * Wf[k] for k in range(upto))
+            acc[i] += y[i] * (P - recon)
+    elif name in ("competitive_oja", "ghl"):
+        if name == "ghl" or hp["competition"] == "soft":
+            y = _softmax(hp["t_inv"] * u)
+            for k in range(m):
+                acc[k] += y[k] * (P - u[k] * Wf[k])
+        else:
+            win = _order(u)[0]
+            acc[win] += u[win] * (P - u[win] * Wf[win])
+    elif name == "instar":
+        if hp["competition"] == "soft":
+            y = _softmax(hp["t_inv"] * u)
+        else:
+            y = np.zeros(m)
+            y[_order(u)[0]] = 1.0
+        for k in range(m):
+            acc[k] += y[k] * (P - Wf[k])
+    elif name == "supervised_instar":
+        t = int(labels[n])
+        acc[t] += P - Wf[t]
+    elif name == "krotov":
+        p = hp["p"]
+        current = np.array([np.sum(np.sign(Wf[k]) * np.abs(Wf[k]) ** (p - 1.0) * P) for k in range(m)])
+        order = _order(current)
+        g = np.zeros(m)
+        g[order[0]] = 1.0
+        g[order[hp["k"] - 1]] = -hp["delta"]
+        for k in range(m):
+            acc[k] += g[k] * (P - current[k] * Wf[k])
+    elif name == "softhebb":
+        p = hp["p"]
+        current = np.array([np.sum(np.sign(Wf[k]) * np.abs(Wf[k]) ** (p - 1.0) * P) for k in range(m)])
+        y = _softmax(hp["t_inv"] * current)
+        win = _order(current)[0]
+        ytilde = np.array([y[k] if k == win else -y[k] for k in range(m)])
+        for k in range(m):
+            acc[k] += ytilde[k] * (P - current[k] * Wf[k])
+    elif name == "swta":
+        s = np.array([((1.0 + u[k] / (np.linalg.norm(Wf[k]) * np.linalg.norm(P))) / 2.0) ** 2 for k in range(m)])
+        if hp["competition"] == "exp":
+            z = _softmax(s / hp["temperature"])
+        elif hp["competition"] == "poly":
+            z = s ** hp["power"] / np.sum(s ** hp["power"])
+        else:
+            z = np.zeros(m)
+            z[_order(s)[: hp["k"]]] = 1.0
+        for k in range(m):
+            acc[k] += z[k] ** 2 * (P - Wf[k])
+            zsum[k] += z[k]
+    else:  # pragma: no cover
+        raise AssertionError(f"no reference for rule {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------- the layers
@@ -284,16 +302,16 @@ def make_case(kind: str, config: str, name: str, hp: dict, dtype=torch.float64):
     W = layer.weight.detach().numpy().copy()
     xn = x.numpy()
     if kind == "conv":
-        samples = [(n, P) for n, _, _, P in conv_patches(layer, xn)]
+        samples = [(n, [P]) for n, _, _, P in conv_patches(layer, xn)]
     else:
         flat = xn.reshape(-1, xn.shape[-1])
         per_n = flat.shape[0] // x_shape[0]
-        samples = [(s // per_n, flat[s].copy()) for s in range(flat.shape[0])]
+        samples = [(s // per_n, [flat[s].copy()]) for s in range(flat.shape[0])]
     with torch.no_grad():
         u = layer(x)
     # The reference's own patches reproduce the layer's output (validates the windows, padding and bias).
     bias = layer.bias.detach().numpy() if layer.bias is not None else np.zeros(M)
-    u_ref = np.stack([W.reshape(M, -1) @ P + bias for _, P in samples])
+    u_ref = np.stack([W.reshape(M, -1) @ P + bias for _, (P,) in samples])
     u_lib = u.numpy().transpose(0, 2, 3, 1).reshape(-1, M) if kind == "conv" else u.numpy().reshape(-1, M)
     np.testing.assert_allclose(u_lib, u_ref, rtol=0, atol=1e-12)
 
@@ -362,7 +380,7 @@ def test_float32_matches_reference(variant, kind, config):
     W32 = layer.weight.detach().double().numpy()  # the reference sees the weights the float32 layer has
     got = R.create(name, **hp).update(layer, x, u, **_extras(name, labels, grad))
     assert got.dtype == torch.float32
-    samples32 = [(n, P.astype(np.float32).astype(np.float64)) for n, P in samples]
+    samples32 = [(n, [P.astype(np.float32).astype(np.float64) for P in parts]) for n, parts in samples]
     ref = reference_update(name, hp, W32, samples32, labels_np, grad_np)
     assert _rel_err(got.double().numpy(), ref) < 2e-5
 
@@ -382,3 +400,143 @@ def test_ghl_combination_elementwise():
     nz = ~zero
     assert np.all(np.sign(got[nz]) == -np.sign(grad_np[nz]))
     assert np.abs(got).max() <= 1.0 + 1e-12
+
+
+# ------------------------------------------------------------------------- more layer kinds: Conv1d, Conv3d, groups
+def convnd_patches(conv: nn.Module, x: np.ndarray) -> Iterator[Tuple[int, List[np.ndarray]]]:
+    """Every (n, [window of group 1, .., group G]) of the padded input of a Conv1d/2d/3d, by explicit slicing."""
+    d = x.ndim - 2
+    k, st, dil, groups = conv.kernel_size, conv.stride, conv.dilation, conv.groups
+    if isinstance(conv.padding, str):
+        pads = []
+        for i in range(d):
+            total = 0 if conv.padding == "valid" else dil[i] * (k[i] - 1)
+            pads.append((total // 2, total - total // 2))
+    else:
+        pads = [(p, p) for p in conv.padding]
+    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[conv.padding_mode]
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=mode)
+    out = [(xp.shape[2 + i] - dil[i] * (k[i] - 1) - 1) // st[i] + 1 for i in range(d)]
+    cg = x.shape[1] // groups
+    for n in range(x.shape[0]):
+        for pos in itertools.product(*[range(o) for o in out]):
+            index = tuple(slice(pos[i] * st[i], pos[i] * st[i] + dil[i] * (k[i] - 1) + 1, dil[i]) for i in range(d))
+            win = xp[(n, slice(None)) + index]
+            assert win.shape == (x.shape[1],) + tuple(k)
+            yield n, [win[g * cg:(g + 1) * cg].reshape(-1).copy() for g in range(groups)]
+
+
+#: (module class, constructor kwargs, input shape)
+ND_CONFIGS: Dict[str, Tuple[type, dict, tuple]] = {
+    "conv1d_k3": (nn.Conv1d, dict(in_channels=2, kernel_size=3), (2, 2, 7)),
+    "conv1d_stride2_reflect": (nn.Conv1d, dict(in_channels=2, kernel_size=3, stride=2, padding=1,
+                                               padding_mode="reflect"), (2, 2, 8)),
+    "conv1d_dilation2_same": (nn.Conv1d, dict(in_channels=2, kernel_size=3, dilation=2, padding="same"), (2, 2, 7)),
+    "conv1d_groups2_bias": (nn.Conv1d, dict(in_channels=4, kernel_size=3, groups=2, padding=1, bias=True), (2, 4, 6)),
+    "conv3d_k2": (nn.Conv3d, dict(in_channels=2, kernel_size=2), (2, 2, 3, 4, 4)),
+    "conv3d_stride_pad": (nn.Conv3d, dict(in_channels=2, kernel_size=(2, 3, 3), stride=(1, 2, 2), padding=1,
+                                          bias=True), (2, 2, 3, 4, 4)),
+    "conv3d_groups2_replicate": (nn.Conv3d, dict(in_channels=4, kernel_size=2, groups=2, padding=1,
+                                                 padding_mode="replicate"), (2, 4, 2, 3, 3)),
+    "conv2d_groups2": (nn.Conv2d, dict(in_channels=4, kernel_size=3, groups=2, padding=1), (2, 4, 5, 5)),
+    "conv2d_depthwise_x2_circular": (nn.Conv2d, dict(in_channels=2, kernel_size=3, groups=2, padding=1,
+                                                     padding_mode="circular"), (2, 2, 4, 4)),
+    "conv2d_depthwise": (nn.Conv2d, dict(in_channels=M, kernel_size=3, groups=M, stride=2), (2, M, 5, 5)),
+}
+
+
+def _refusal(name: str, hp: dict, units_per_group: int, groups: int) -> Optional[str]:
+    """The error a rule must raise for competition groups it cannot train (None: it trains them)."""
+    hp = {**REF_DEFAULTS[name], **hp}
+    if name == "supervised_instar" and groups > 1:
+        return "supervised_instar needs one group of units"
+    if name == "krotov" and units_per_group < hp["k"]:
+        return f"k={hp['k']} needs at least k competing units, got {units_per_group}"
+    if name == "swta" and hp["competition"] == "kwta" and units_per_group < hp["k"]:
+        return f"k={hp['k']} needs at least k competing units, got {units_per_group}"
+    return None
+
+
+def make_nd_case(config: str, name: str, hp: dict):
+    cls, kwargs, x_shape = ND_CONFIGS[config]
+    gen = torch.Generator().manual_seed(_seed_for("nd", config, name, repr(sorted(hp.items()))))
+    kwargs = dict(kwargs)
+    bias = kwargs.pop("bias", False)
+    layer = cls(out_channels=M, bias=bias, **kwargs).to(torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64) * 0.6)
+        if layer.bias is not None:
+            layer.bias.copy_(torch.randn(layer.bias.shape, generator=gen, dtype=torch.float64))
+    x = torch.randn(x_shape, generator=gen, dtype=torch.float64)
+    if name == "swta":
+        x = x + 0.3
+    labels = torch.randint(0, M, (x_shape[0],), generator=gen)
+    grad = torch.randn(layer.weight.shape, generator=gen, dtype=torch.float64)
+    grad[torch.rand(grad.shape, generator=gen) < 0.2] = 0.0
+    W = layer.weight.detach().numpy().copy()
+    samples = list(convnd_patches(layer, x.numpy()))
+    with torch.no_grad():
+        u = layer(x)
+    # the reference's own windows reproduce the layer's output: unit k sees its group's channels only
+    mg = M // layer.groups
+    bias_np = layer.bias.detach().numpy() if layer.bias is not None else np.zeros(M)
+    u_ref = np.stack([[W[k].reshape(-1) @ parts[k // mg] + bias_np[k] for k in range(M)] for _, parts in samples])
+    u_lib = np.moveaxis(u.numpy(), 1, -1).reshape(-1, M)
+    np.testing.assert_allclose(u_lib, u_ref, rtol=0, atol=1e-12)
+    return layer, x, u, labels, grad, (W, samples, labels.numpy(), grad.numpy())
+
+
+@pytest.mark.parametrize("config", list(ND_CONFIGS))
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+def test_conv1d_conv3d_and_grouped_match_reference(variant, config):
+    """Conv1d / Conv3d and grouped / depthwise convolutions: every group of units competes on its own channels."""
+    name, hp = variant
+    layer, x, u, labels, grad, (W, samples, labels_np, grad_np) = make_nd_case(config, name, hp)
+    rule = R.create(name, **hp)
+    refusal = _refusal(name, hp, M // layer.groups, layer.groups)
+    if refusal is not None:
+        with pytest.raises(ValueError, match=refusal):
+            rule.update(layer, x, u, **_extras(name, labels, grad))
+        return
+    got = rule.update(layer, x, u, **_extras(name, labels, grad))
+    ref = reference_update(name, hp, W, samples, labels_np, grad_np, groups=layer.groups)
+    assert got.shape == layer.weight.shape and got.dtype == torch.float64
+    assert _rel_err(got.numpy(), ref) < 1e-10
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+def test_attention_in_proj_matches_reference(variant):
+    """nn.MultiheadAttention's packed in_proj_weight: q, k and v are three groups of units of one weight, each
+    competing on its own, all three seeing the same input."""
+    from hebbian.models.discovery import candidate_weights
+    from hebbian.rules.layers import Geometry
+
+    name, hp = variant
+    gen = torch.Generator().manual_seed(_seed_for("attention", name, repr(sorted(hp.items()))))
+    mha = nn.MultiheadAttention(embed_dim=M, num_heads=2, dtype=torch.float64)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.randn(mha.in_proj_weight.shape, generator=gen, dtype=torch.float64) * 0.6)
+        mha.in_proj_bias.copy_(torch.randn(mha.in_proj_bias.shape, generator=gen, dtype=torch.float64))
+    [site] = [s for s in candidate_weights(mha) if s.name == "in_proj"]
+    assert site.weight is mha.in_proj_weight and site.competition_groups == 3
+    view = site.view().for_call(Geometry(), mha.in_proj_bias)  # as the capture sees it: F.linear(x, W, b)
+    x = torch.randn(2, 6, M, generator=gen, dtype=torch.float64)  # 12 samples: every unit wins a k-WTA somewhere
+    if name == "swta":
+        x = x + 0.3
+    with torch.no_grad():
+        u = torch.nn.functional.linear(x, mha.in_proj_weight, mha.in_proj_bias)
+    labels = torch.randint(0, M, (2,), generator=gen)
+    grad = torch.randn(mha.in_proj_weight.shape, generator=gen, dtype=torch.float64)
+    grad[torch.rand(grad.shape, generator=gen) < 0.2] = 0.0
+    rule = R.create(name, **hp)
+    refusal = _refusal(name, hp, M, 3)
+    if refusal is not None:
+        with pytest.raises(ValueError, match=refusal):
+            rule.update(view, x, u, **_extras(name, labels, grad))
+        return
+    got = rule.update(view, x, u, **_extras(name, labels, grad))
+    flat = x.numpy().reshape(-1, M)
+    samples = [(s // 6, [flat[s].copy()] * 3) for s in range(flat.shape[0])]
+    ref = reference_update(name, hp, mha.in_proj_weight.detach().numpy(), samples, labels.numpy(), grad.numpy(),
+                           groups=3)
+    assert _rel_err(got.numpy(), ref) < 1e-10

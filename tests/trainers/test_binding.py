@@ -76,14 +76,14 @@ def test_supervised_from_counts_top_level_children():
 def test_freeze_patterns_and_errors():
     model = net()
     assert [b.name for b in bind_rules(model, Hebb(), freeze="block.*")] == ["hidden", "out"]
-    with pytest.raises(ValueError, match="freeze: no Linear/Conv2d layer named 'act'"):
+    with pytest.raises(ValueError, match="freeze: no Linear/Conv layer or attention projection named 'act'"):
         bind_rules(model, Hebb(), freeze=["act"])
     with pytest.raises(ValueError, match="no layer of the model is bound"):
         bind_rules(model, Hebb(), supervised_from=0)
 
 
 def test_rule_errors_name_the_layer():
-    with pytest.raises(ValueError, match=r"layer 'out': k=3 needs a layer with at least k output units, got 2"):
+    with pytest.raises(ValueError, match=r"layer 'out': k=3 needs at least k competing units, got 2"):
         bind_rules(net(), Krotov(k=3))
 
 
@@ -94,7 +94,7 @@ def test_wrappers_are_looked_through():
     assert [b.name for b in bind_rules(wrapped, Hebb(), supervised_from=-1)] == ["block.conv", "block.fc", "hidden"]
 
 
-def test_capture_records_first_call_and_stops_early():
+def test_capture_records_every_use_and_stops_early_once_the_uses_are_known():
     model = net()
     bindings = bind_rules(model, Hebb(), supervised_from=-1)
     capture = LayerCapture(bindings)
@@ -102,14 +102,18 @@ def test_capture_records_first_call_and_stops_early():
     model.out.register_forward_pre_hook(lambda *_: calls.append("out"))
     x = torch.randn(3, 1, 5, 5)
     with capture.record({"block.fc", "hidden"}, stop_early=True) as records:
+        model(x)  # the first pass runs to the end: it counts the uses of every weight
+    assert set(records) == {"block.fc", "hidden"} and calls == ["out"]
+    with capture.record({"block.fc", "hidden"}, stop_early=True) as records:
         model(x)
-    assert set(records) == {"block.fc", "hidden"} and calls == []
-    xin, u = records["hidden"]
-    torch.testing.assert_close(u, model.hidden(xin))
-    assert not u.requires_grad
+    assert set(records) == {"block.fc", "hidden"} and calls == ["out"]  # cut short before the head
+    [use] = records["hidden"]
+    torch.testing.assert_close(use.u, model.hidden(use.x))
+    assert use.bias is model.hidden.bias.detach() or torch.equal(use.bias, model.hidden.bias)
+    assert not use.u.requires_grad
     with capture.record({"hidden"}) as records:
         out = model(x)
-    assert calls == ["out"] and out.shape == (3, 2)
+    assert calls == ["out", "out"] and out.shape == (3, 2)
     with capture.record({"block.conv"}) as records:
         pass
     assert capture.missing() == set()  # the recording context is closed: nothing is wanted any more

@@ -71,7 +71,7 @@ def test_bad_shapes_are_refused_with_the_parameter_named():
     with pytest.raises(ValueError, match="input_shape"):
         filter_grid(torch.randn(4, 10), min_tile=1)  # 10 is neither s^2 nor 3 s^2
     with pytest.raises(ValueError, match="weight"):
-        filter_grid(torch.randn(4, 2, 3), min_tile=1)
+        filter_grid(torch.randn(4, 2, 3, 3, 3, 3), min_tile=1)  # no layer has a 4-d kernel
     with pytest.raises(ValueError, match="max_filters"):
         filter_grid(torch.randn(4, 1, 3, 3), max_filters=0, min_tile=1)
 
@@ -108,3 +108,12 @@ def test_small_filters_are_enlarged_to_at_least_min_tile_pixels_without_smoothin
     assert filter_grid(torch.randn(2, 1, 28, 28), min_tile=24).shape[-1] == 2 * 28 + 3  # large enough: unchanged
     with pytest.raises(ValueError, match="min_tile"):
         filter_grid(weight, min_tile=0)
+
+
+def test_conv1d_and_conv3d_kernels_are_drawn():
+    from hebbian.visualizers.grids import filter_tiles
+
+    tiles, _ = filter_tiles(torch.randn(6, 2, 5))
+    assert tiles.shape[-2:] == (1, 5) and tiles.shape[0] == 6 * 2  # one 1 x 5 tile per filter and channel
+    tiles, _ = filter_tiles(torch.randn(4, 2, 3, 5, 5))
+    assert tiles.shape[-2:] == (5, 5) and tiles.shape[0] == 4 * 6  # one 5 x 5 tile per filter and depth slice
