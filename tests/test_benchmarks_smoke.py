@@ -21,7 +21,8 @@ from benchmarks.report import Config, Row, format_table  # noqa: E402
 from benchmarks.timing import interleaved, peak_rss_delta  # noqa: E402
 
 EXPECTED_ROWS = [
-    "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
+    "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "Krotov FC published setting vs floor",
+    "Krotov FC published setting, p-current layer vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
     "Conv SoftHebb update peak memory", "GHL step vs backprop (deephebb)", "GHL step vs backprop (fasthebb)",
     "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
 ]
