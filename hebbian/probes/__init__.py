@@ -11,8 +11,9 @@ from hebbian.probes.logistic import DEFAULT_L2_GRID, LogisticFit, Standardizer, 
 from hebbian.probes.probe import LogisticProbe
 from hebbian.probes.registry import ProbeInfo, create_probe, get_probe_info, list_probes, register_probe
 from hebbian.probes import protocols as _protocols  # noqa: F401  (registers the built-in protocols)
+from hebbian.probes.krotov_hopfield import KrotovHopfieldProbe  # registers krotov_hopfield
 
 __all__ = [
-    "LogisticProbe", "create_probe", "list_probes", "get_probe_info", "register_probe", "ProbeInfo",
+    "LogisticProbe", "KrotovHopfieldProbe", "create_probe", "list_probes", "get_probe_info", "register_probe", "ProbeInfo",
     "fit_logistic", "select_l2", "standardize", "Standardizer", "LogisticFit", "DEFAULT_L2_GRID",
 ]
