@@ -93,15 +93,16 @@ def checkpoint_epochs(run_dir: Path, iterations_per_epoch: int) -> Dict[int, Pat
 
 def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, Any]] = None, *,
                       every: Optional[int] = None, epochs: Optional[Sequence[int]] = None,
-                      overrides: Sequence = (), log: Any = print) -> List[Dict[str, Any]]:
-    """Run the probe protocol ``probe`` on checkpoints of ``run``; appends to ``RUN/probes/<probe>.json``.
+                      overrides: Sequence = (), tag: str = "", log: Any = print) -> List[Dict[str, Any]]:
+    """Run the probe protocol ``probe`` on checkpoints of ``run``; appends to ``RUN/probes/<probe>[-<tag>].json``.
 
-    Each entry: ``epoch``, ``checkpoint``, the probe's metrics, ``seconds``, ``params``. Checkpoints already in the file
-    (same epoch and params) are skipped, so an interrupted call continues where it stopped.
+    Each entry: ``epoch``, ``checkpoint``, the probe's metrics, ``seconds``, ``params``, ``overrides``. Checkpoints
+    already in the file (same epoch, params and overrides) are skipped, so an interrupted call continues.
 
     Args:
         every: probe only epochs divisible by ``every`` (and the last checkpoint); ``epochs``: only these epochs.
         overrides: config overrides used to rebuild the model (e.g. ``[("model.options.readout_current", "dot")]``).
+        tag: suffix of the output file, to keep probes of differently rebuilt models apart.
     """
     from hebbian.probes import create_probe
     from hebbian.runs import load_run
@@ -109,27 +110,34 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
     run_dir = Path(run)
     record = read_run(run_dir)
     params = dict(params or {})
+    overrides = [list(o) for o in overrides]
+    if tag and not re.fullmatch(r"[A-Za-z0-9_.]+", tag):
+        raise ResultsError(f"tag must be letters, digits, '_' or '.', got {tag!r}")
     batch = record.config["data"]["batch_size"]
-    exp, _, _ = load_run(run_dir, list(overrides))
+    exp, _, _ = load_run(run_dir, [tuple(o) for o in overrides])
     per_epoch = -(-len(exp.data.train) // batch)
     found = checkpoint_epochs(run_dir, per_epoch)
     if not found:
         raise ResultsError(f"{str(run_dir)!r} has no checkpoints")
     last = max(found)
     chosen = [e for e in found if (epochs is None or e in epochs) and (every is None or e % every == 0 or e == last)]
-    out = run_dir / "probes" / f"{probe}.json"
+    out = run_dir / "probes" / f"{probe}{'-' + tag if tag else ''}.json"
     entries: List[Dict[str, Any]] = _read_json(out) if out.is_file() else []
-    done = {(e["epoch"], json.dumps(e["params"], sort_keys=True)) for e in entries}
+
+    def key(epoch: int, p: Mapping[str, Any], o: Sequence) -> str:
+        return json.dumps([epoch, p, o], sort_keys=True)
+
+    done = {key(e["epoch"], e["params"], e.get("overrides", [])) for e in entries}
     out.parent.mkdir(exist_ok=True)
     for epoch in chosen:
-        if (epoch, json.dumps(params, sort_keys=True)) in done:
+        if key(epoch, params, overrides) in done:
             continue
-        exp, _, ckpt = load_run(found[epoch], list(overrides))
+        exp, _, ckpt = load_run(found[epoch], [tuple(o) for o in overrides])
         start = time.perf_counter()
         engine = create_probe(probe, exp.model, seed=record.config.get("seed", 0), device=exp.device, **params)
         metrics = engine.run(exp.eval_loader(exp.data.train), exp.eval_loader(exp.data.test))
         entry = {"epoch": epoch, "checkpoint": ckpt.name, **{k: _plain(v) for k, v in metrics.items()},
-                 "seconds": round(time.perf_counter() - start, 1), "params": params}
+                 "seconds": round(time.perf_counter() - start, 1), "params": params, "overrides": overrides}
         entries.append(entry)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
@@ -207,10 +215,13 @@ def curve_table(record: RunRecord, protocol: str) -> str:
     for e in entries:
         lines.append(f"| {e['epoch']} | {_pct(e.get('train_accuracy'))} | {_pct(e.get('val_accuracy'))} | "
                      f"{_pct(e.get('test_accuracy'))} | {e.get('seconds', 0):.0f} s |")
-    params = entries[-1].get("params") or {}
-    probe_args = " ".join(f"--set {k}={json.dumps(v)}" for k, v in params.items())
+    params, overrides = entries[-1].get("params") or {}, entries[-1].get("overrides") or []
+    args = [f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in params.items()]
+    args += [f"--config {k}={v}" for k, v in overrides]
+    name, _, tag = protocol.partition("-")
+    args += [f"--tag {tag}"] if tag else []
     return "\n".join(lines) + (f"\n\nProbe command: `python -m hebbian.results probe runs/{record.name} --probe "
-                               f"{protocol}{' ' + probe_args if probe_args else ''}`")
+                               f"{name}{' ' + ' '.join(args) if args else ''}`")
 
 
 def render(template: str, records: Sequence[RunRecord], source: str = "") -> str:
@@ -284,6 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="probe parameter (JSON value), repeatable")
     p.add_argument("--config", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="run-config override used to rebuild the model, repeatable")
+    p.add_argument("--tag", default="", help="output file suffix: RUN/probes/PROTOCOL-TAG.json")
     p.set_defaults(func=_probe_command)
     args = parser.parse_args(argv)
     try:
@@ -306,7 +318,7 @@ def _pairs(items: Sequence[str]) -> Dict[str, Any]:
 def _probe_command(args: argparse.Namespace) -> int:
     epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
     probe_checkpoints(args.run, args.probe, _pairs(args.params), every=args.every, epochs=epochs,
-                      overrides=list(_pairs(args.overrides).items()))
+                      overrides=list(_pairs(args.overrides).items()), tag=args.tag)
     return 0
 
 

@@ -19,7 +19,7 @@ class RePU(nn.Module):
     """Rectified power unit (Krotov & Hopfield): :math:`f(u) = \\max(u, 0)^n`; ``n = 1`` is the ReLU.
 
     Args:
-        n: the power (> 0). pytorch-hebbian's default 1; the PNAS MNIST classifier used 4.5.
+        n: the power (> 0). pytorch-hebbian's default 1 (the PNAS classifier's value could not be verified here).
 
     Shape: any; element-wise.
     """
