@@ -69,7 +69,7 @@ def test_dense_reference_matches_the_rule_and_a_wrong_one_is_caught(monkeypatch)
     cfg = Config(torch.device("cpu"), quick=True, reps=1)
     data = krotov.mnist_or_random(cfg, 512)
     krotov.check_same_update(data, 32, cfg.device)
-    monkeypatch.setattr(krotov, "dense_step", lambda x, w: torch.zeros_like(w))
+    monkeypatch.setattr(krotov, "dense_step", lambda x, w, *args: torch.zeros_like(w))
     with pytest.raises(AssertionError, match="disagree"):
         krotov.check_same_update(data, 32, cfg.device)
 
