@@ -138,6 +138,10 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
         metrics = engine.run(exp.eval_loader(exp.data.train), exp.eval_loader(exp.data.test))
         entry = {"epoch": epoch, "checkpoint": ckpt.name, **{k: _plain(v) for k, v in metrics.items()},
                  "seconds": round(time.perf_counter() - start, 1), "params": params, "overrides": overrides}
+        history = [{k: v for k, v in h.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                   for h in getattr(engine, "history", None) or [] if isinstance(h, Mapping)]
+        if any(history):
+            entry["candidates"] = history  # e.g. every beta's validation accuracy
         entries.append(entry)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")

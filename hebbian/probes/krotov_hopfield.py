@@ -36,7 +36,7 @@ from hebbian.probes.registry import register_probe
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.trainers.evaluators import frozen_features, model_device
 
-DEFAULT_BETA_GRID = (0.3, 1.0, 3.0)
+DEFAULT_BETA_GRID = (1.0, 3.0, 10.0, 30.0)
 
 
 def hidden_cut(model: nn.Sequential) -> int:
@@ -89,7 +89,7 @@ class KrotovHopfieldProbe(Engine):
     """
 
     def __init__(self, model: nn.Module, *, n: float = 4.5, m: float = 6.0,
-                 beta_grid: Sequence[float] = DEFAULT_BETA_GRID, epochs: int = 100, lr: float = 1e-3,
+                 beta_grid: Sequence[float] = DEFAULT_BETA_GRID, epochs: int = 30, lr: float = 1e-3,
                  batch_size: int = 100, validation_fraction: float = 0.1, seed: int = 0,
                  device: Optional[torch.device] = None, prepare_batch: Callable = default_prepare_batch) -> None:
         if not isinstance(model, nn.Sequential):
@@ -199,7 +199,7 @@ class KrotovHopfieldProbe(Engine):
 
 @register_probe(
     "krotov_hopfield",
-    {"n": 4.5, "m": 6.0, "beta_grid": DEFAULT_BETA_GRID, "epochs": 100, "lr": 1e-3, "batch_size": 100,
+    {"n": 4.5, "m": 6.0, "beta_grid": DEFAULT_BETA_GRID, "epochs": 30, "lr": 1e-3, "batch_size": 100,
      "validation_fraction": 0.1},
     "Krotov & Hopfield's top layer on the frozen hidden currents: tanh(beta S relu(h)^n), loss sum |c - t|^m "
     "with t = +-1, Adam with a linearly annealed rate; beta and the epoch chosen on a stratified validation "
