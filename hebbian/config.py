@@ -143,8 +143,9 @@ def _model_names() -> List[str]:
 
 
 def _check_normalize(value: Any) -> Optional[str]:
-    expected = "expected null, 'dataset' (per-channel mean/std of the training split) or {mean: m, std: s}"
-    if value == "dataset":
+    expected = ("expected null, 'dataset' (per-channel mean/std of the training split), 'center' (per-pixel mean and "
+                "overall std of the training split) or {mean: m, std: s}")
+    if value in ("dataset", "center"):
         return None
     if not isinstance(value, Mapping) or set(value) != {"mean", "std"}:
         return f"{expected}, got {value!r}"
@@ -156,6 +157,18 @@ def _check_normalize(value: Any) -> Optional[str]:
         if name == "std" and not all(n > 0 for n in numbers):
             return f"std must be positive, got {v!r}"
     return None
+
+
+def _probe_names() -> List[str]:
+    from hebbian.probes import list_probes
+
+    return list_probes()
+
+
+def _check_l2_grid(value: Any) -> Optional[str]:
+    ok = isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value)
+    return None if ok else f"expected a non-empty list of numbers >= 0, got {value!r}"
 
 
 def _check_device(value: str) -> Optional[str]:
@@ -171,6 +184,8 @@ SCHEMA: Dict[str, Any] = {
     "base": Field(str, None, "config to start from (packaged name or path relative to this file)", optional=True),
     "seed": Field(int, 0, "seed of the initial weights and of the data order", minimum=0),
     "device": Field(str, "auto", "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'", check=_check_device),
+    "threads": Field(int, None, "torch intra-op CPU threads (default: torch's; 1 is fastest for tiny models on a "
+                     "busy machine)", optional=True, minimum=1),
     "out": Field(str, None, "run folder (default runs/NAME-TIMESTAMP)", optional=True),
     "data": {
         "name": Field(str, "digits", "dataset", choices=_dataset_names),
@@ -178,8 +193,13 @@ SCHEMA: Dict[str, Any] = {
         "download": Field(bool, False, "let torchvision download a missing dataset"),
         "train_limit": Field(int, None, "use only the first N training images", optional=True, minimum=1),
         "test_limit": Field(int, None, "use only the first N test images", optional=True, minimum=1),
-        "normalize": Field("any", None, "null, 'dataset' or {mean: m, std: s}", optional=True,
+        "normalize": Field("any", None, "null, 'dataset' (per channel), 'center' (per pixel) or {mean: m, std: s}", optional=True,
                            check=_check_normalize),
+        "split": Field(str, "fixed", "train/test split: fixed (the dataset's own) or seeded (the two pooled and a "
+                       "stratified test_fraction drawn with the run's seed: a new test set per seed)",
+                       choices=("fixed", "seeded")),
+        "test_fraction": Field(float, 0.2, "share of the pooled data tested on with split: seeded", minimum=0,
+                               check=lambda v: None if 0 < v < 1 else f"expected a value in (0, 1), got {v!r}"),
         "batch_size": Field(int, 64, "training batch size", minimum=1),
         "eval_batch_size": Field(int, 1000, "batch size of feature extraction and evaluation", minimum=1),
     },
@@ -211,19 +231,27 @@ SCHEMA: Dict[str, Any] = {
                       choices=("default", "normal", "unit", "softhebb")),
     },
     "probe": {
-        "epochs": Field(int, 20, "epochs of the linear readout trained on the frozen features", minimum=0),
-        "lr": Field(float, 1e-3, "readout learning rate", minimum=0),
-        "batch_size": Field(int, 64, "readout batch size (Adam, cross-entropy)", minimum=1),
-        "dropout": Field(float, 0.0, "dropout before the readout (SoftHebb 0.5)", minimum=0,
+        "protocol": Field(str, "logistic", "how the frozen features are read out (hebbian list probes): logistic "
+                          "(default: standardised features, fitted to convergence, L2 chosen on a validation split), "
+                          "readout, softhebb, pytorch_hebbian, ...", choices=_probe_names),
+        "control": Field(bool, True, "also probe the untrained model (same initial weights): the method's control"),
+        "epochs": Field(int, None, "readout epochs of the trained-readout protocols (0: no probe at all, any "
+                        "protocol; default: the protocol's)", optional=True, minimum=0),
+        "lr": Field(float, None, "readout learning rate (default: the protocol's)", optional=True, minimum=0),
+        "batch_size": Field(int, None, "readout batch size (default: the protocol's)", optional=True, minimum=1),
+        "dropout": Field(float, None, "dropout before the readout (default: the protocol's; SoftHebb 0.5)",
+                         optional=True, minimum=0,
                          check=lambda v: None if v < 1 else f"expected a probability in [0, 1), got {v!r}"),
-        "early_stopping": Field(int, None, "stop after this many epochs without a better accuracy on the "
-                                "monitored split, keeping the best readout (pytorch-hebbian: 15)", optional=True,
-                                minimum=1),
-        "validation_fraction": Field(float, 0.0, "share of the training images held out to drive early stopping / "
-                                     "plateau (0: monitor the test split, as pytorch-hebbian did, which selects on it)",
-                                     minimum=0, check=lambda v: None if v < 1 else f"expected a value in [0, 1), got {v!r}"),
+        "early_stopping": Field(int, None, "stop after this many epochs without a better validation accuracy, keeping "
+                                "the best readout (pytorch-hebbian: 15)", optional=True, minimum=1),
+        "validation_fraction": Field(float, None, "share of the training images held out for the probe's choices "
+                                     "(default: the protocol's, 0.2; 0 with early stopping monitors the test split, "
+                                     "as pytorch-hebbian did)", optional=True, minimum=0,
+                                     check=lambda v: None if v < 1 else f"expected a value in [0, 1), got {v!r}"),
         "plateau_patience": Field(int, None, "halve the readout lr after this many epochs without improvement "
                                   "(pytorch-hebbian: 5)", optional=True, minimum=1),
+        "l2_grid": Field("any", None, "logistic probe: the candidate L2 strengths (default 1e-5 ... 1)",
+                         optional=True, check=_check_l2_grid),
     },
     "checkpoint": {
         "every": Field(int, 1, "save a checkpoint every N epochs (0: only at the end)", minimum=0),
@@ -237,6 +265,7 @@ SCHEMA: Dict[str, Any] = {
     },
     "compare": {
         "rules": Field(list, [], "methods of `hebbian compare` (rules, backprop, random)"),
+        "seeds": Field(int, 1, "how many seeds (seed, seed + 1, ...) every method and control runs with", minimum=1),
     },
     "recipes": Field(dict, {}, "per-method settings merged over this config whenever that method runs (train "
                      "--rule, compare, Python): {method: {section: {key: value}}}"),

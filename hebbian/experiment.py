@@ -34,7 +34,8 @@ from torch.utils.data import TensorDataset
 
 from hebbian.config import BASELINES, Config
 from hebbian.errors import ConfigError
-from hebbian.data import DatasetInfo, channel_stats, get_dataset_info, in_memory_loader, load_dataset, normalize
+from hebbian.data import (DatasetInfo, center, channel_stats, get_dataset_info, in_memory_loader, load_dataset, normalize,
+                          pixel_stats)
 from hebbian.rules import LearningRule, create, get_rule_info, softhebb_init_
 
 #: What each method is evaluated by.
@@ -54,6 +55,12 @@ class Data:
         return tuple(self.train.tensors[0].shape[1:])  # type: ignore[return-value]
 
 
+def apply_threads(cfg: Config) -> None:
+    """``torch.set_num_threads(cfg["threads"])`` when the config sets it (process-wide)."""
+    if cfg["threads"] is not None:
+        torch.set_num_threads(cfg["threads"])
+
+
 def select_device(name: str) -> torch.device:
     """``"auto"``: CUDA when available, else the CPU; otherwise the named device (checked to exist)."""
     if name == "auto":
@@ -64,14 +71,27 @@ def select_device(name: str) -> torch.device:
     return device
 
 
-def load_data(cfg: Config) -> Data:
-    """The dataset of ``cfg["data"]``, limited and normalised as configured."""
+def load_data(cfg: Config, seed: Optional[int] = None) -> Data:
+    """The dataset of ``cfg["data"]``: split (``data.split``), limited and normalised as configured.
+
+    With ``data.split: seeded`` the dataset's training and test splits are pooled and a stratified
+    ``data.test_fraction`` is drawn as the test split with ``seed`` (default ``cfg["seed"]``), so every seed of a
+    comparison is tested on other images.
+    """
     d = cfg["data"]
     info = get_dataset_info(d["name"])
     kw = {"root": d["root"], "download": d["download"]}
     train = load_dataset(info.name, train=True, limit=d["train_limit"], **kw)
     test = load_dataset(info.name, train=False, limit=d["test_limit"], **kw)
+    if d["split"] == "seeded":
+        from hebbian.data.splits import stratified_split
+
+        pooled = TensorDataset(*(torch.cat([a, b]) for a, b in zip(train.tensors, test.tensors)))
+        train, test = stratified_split(pooled, d["test_fraction"], cfg["seed"] if seed is None else seed)
     norm = d["normalize"]
+    if norm == "center":
+        mean, std = pixel_stats(train)
+        return Data(center(train, mean, std), center(test, mean, std), info)
     if norm is not None:
         mean, std = channel_stats(train) if norm == "dataset" else (norm["mean"], norm["std"])
         try:
@@ -208,6 +228,34 @@ def check_optimizer(cfg: Config, kind: str) -> None:
                                              "(as published) or --set train.optimizer=adam, not 'local'")
 
 
+#: Config keys of the ``probe`` section and the probe parameters they set.
+PROBE_KEYS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "dropout": "dropout",
+              "early_stopping": "early_stopping_patience", "plateau_patience": "plateau_patience",
+              "validation_fraction": "validation_fraction", "l2_grid": "l2_grid"}
+
+
+def probe_params(cfg: Config) -> Dict[str, Any]:
+    """The probe protocol's parameters set by the config (keys left null take the protocol's defaults).
+
+    Raises:
+        ConfigError: a key set that the protocol does not take (e.g. ``probe.dropout`` with ``logistic``).
+    """
+    from hebbian.probes import get_probe_info
+
+    p = cfg["probe"]
+    info = get_probe_info(p["protocol"])
+    params = {}
+    for key, name in PROBE_KEYS.items():
+        if p[key] is None or (key == "epochs" and p[key] == 0):
+            continue
+        if name not in info.defaults:
+            takes = [k for k, n in PROBE_KEYS.items() if n in info.defaults]
+            raise ConfigError(f"probe.{key}", f"does not apply to the {info.name!r} probe, which takes "
+                                              f"{', '.join(takes)}; for a trained readout use --set probe.protocol=readout")
+        params[name] = p[key]
+    return params
+
+
 def check_config(cfg: Config) -> None:
     """Everything :class:`Experiment` would reject, checked without loading data or training: the model options,
     the rule hyperparameters of every layer, and the optimizer of the method.
@@ -217,6 +265,7 @@ def check_config(cfg: Config) -> None:
     """
     kind = method_kind(cfg)
     check_optimizer(cfg, kind)
+    probe_params(cfg)
     model = build_model(cfg, get_dataset_info(cfg["data"]["name"]))
     if kind not in BASELINES:
         layer_settings(cfg, hebbian_layer_names(model))
@@ -259,6 +308,7 @@ class Experiment:
 
     def __init__(self, cfg: Config, data: Optional[Data] = None) -> None:
         self.cfg = cfg
+        apply_threads(cfg)
         self.device = select_device(cfg["device"])
         self.data = data if data is not None else load_data(cfg)
         self.kind = method_kind(cfg)
@@ -266,6 +316,10 @@ class Experiment:
         self.model = build_model(cfg, self.data.info).to(self.device)
         self.layers = hebbian_layer_names(self.model)
         initialise(cfg, self.model, self.layers)
+        modules = dict(self.model.named_modules())
+        self.initial_weights = {n: modules[n].weight.detach().clone() for n in self.layers}
+        self.probe_handlers: List[Any] = []  # (probe engine, tag) -> None, called for every probe run
+        self._probe_tag = "probe"
         generator = torch.Generator().manual_seed(cfg["seed"])
         self.train_loader = in_memory_loader(self.data.train, cfg["data"]["batch_size"], shuffle=True,
                                              generator=generator)
@@ -344,21 +398,79 @@ class Experiment:
     def eval_loader(self, dataset: TensorDataset) -> Any:
         return in_memory_loader(dataset, self.cfg["data"]["eval_batch_size"], shuffle=False)
 
-    def probe(self) -> Dict[str, float]:
-        """Linear-probe accuracy of the frozen features (``probe_train_accuracy``, ``probe_test_accuracy``)."""
-        from hebbian.trainers.evaluators import LinearProbeEvaluator
+    def probe(self) -> Dict[str, Any]:
+        """Probe accuracies of the frozen features (``probe_train_accuracy``, ``probe_val_accuracy``,
+        ``probe_test_accuracy``) by the ``probe.protocol`` (none when ``probe.epochs`` is 0). Features that are not
+        finite (a diverged rule) give ``probe_error`` instead."""
+        from hebbian.probes import NonFiniteFeaturesError, create_probe
 
         p = self.cfg["probe"]
         if p["epochs"] == 0:
             return {}
         start = time.perf_counter()
-        evaluator = LinearProbeEvaluator(
-            self.model, epochs=p["epochs"], lr=p["lr"], batch_size=p["batch_size"], dropout=p["dropout"],
-            early_stopping_patience=p["early_stopping"], plateau_patience=p["plateau_patience"],
-            validation_fraction=p["validation_fraction"], device=self.device, seed=self.cfg["seed"])
-        metrics = evaluator.run(self.eval_loader(self.data.train), self.eval_loader(self.data.test))
-        self.seconds["probe"] = time.perf_counter() - start
+        engine = create_probe(p["protocol"], self.model, seed=self.cfg["seed"], device=self.device,
+                              **probe_params(self.cfg))
+        if self.cfg["log"]["progress"]:
+            from ignite.handlers import ProgressBar
+
+            ProgressBar(persist=False, desc=f"probe ({p['protocol']})").attach(engine)
+        for attach in self.probe_handlers:
+            attach(engine, self._probe_tag)
+        try:
+            metrics = engine.run(self.eval_loader(self.data.train), self.eval_loader(self.data.test))
+        except NonFiniteFeaturesError as err:
+            return {"probe_error": str(err)}
+        self.seconds["probe"] = self.seconds.get("probe", 0.0) + time.perf_counter() - start
         return {f"probe_{k}": float(v) for k, v in metrics.items() if k.endswith("accuracy")}
+
+    def control(self) -> Dict[str, Any]:
+        """The method's control: the probe of the model with its initial (untrained) Hebbian weights, as
+        ``control_probe_*`` keys. The model's current weights are restored afterwards."""
+        modules = dict(self.model.named_modules())
+        current = {name: modules[name].weight.detach().clone() for name in self.layers}
+        try:
+            with torch.no_grad():
+                for name, weight in self.initial_weights.items():
+                    modules[name].weight.copy_(weight)
+            self._probe_tag = "control_probe"
+            metrics = self.probe()
+        finally:
+            self._probe_tag = "probe"
+            with torch.no_grad():
+                for name, weight in current.items():
+                    modules[name].weight.copy_(weight)
+        return {f"control_{k}": v for k, v in metrics.items()}
+
+    def weight_change(self) -> Dict[str, float]:
+        r"""Median over units of :math:`\lVert w_k - w_k^0\rVert / \lVert w_k^0\rVert` per Hebbian layer (its
+        initial weights :math:`w^0`)."""
+        modules = dict(self.model.named_modules())
+        out = {}
+        for name, w0 in self.initial_weights.items():
+            before = w0.flatten(1).double()
+            after = modules[name].weight.detach().flatten(1).double()
+            change = (after - before).norm(dim=1) / before.norm(dim=1).clamp_min(1e-30)
+            out[name] = float(change.median())
+        return out
+
+    def dead_units(self) -> float:
+        """Share of the first Hebbian layer's units that never win (competitive rules: never the largest drive) or
+        never fire (other methods: drive never above 0) on the training set."""
+        from hebbian.visualizers.activations import COMPETITIVE_RULES, ActivationRecorder, dead_fraction
+
+        layer = dict(self.model.named_modules())[self.layers[0]]
+        recorder = ActivationRecorder({self.layers[0]: layer})
+        alive = wins = None
+        try:
+            for x, _ in self.eval_loader(self.data.train):
+                stats = recorder.probe(self.model, x.to(self.device))[self.layers[0]]
+                alive = stats["alive"] if alive is None else alive | stats["alive"]
+                wins = stats["wins"] if wins is None else wins + stats["wins"]
+        finally:
+            recorder.remove()
+        if self.cfg["rule"]["name"] in COMPETITIVE_RULES:
+            return float((wins == 0).double().mean())
+        return dead_fraction(alive)
 
     def test(self) -> Dict[str, float]:
         """Test accuracy of the network itself (methods that train the readout: backprop, ghl)."""
@@ -372,7 +484,7 @@ class Experiment:
         self.seconds["test"] = time.perf_counter() - start
         return {"test_accuracy": float(evaluator.metrics["accuracy"])}
 
-    def evaluate(self) -> Dict[str, float]:
+    def evaluate(self) -> Dict[str, Any]:
         """:meth:`test` (when the method trains the readout) and :meth:`probe`."""
         return {**self.test(), **self.probe()}
 

@@ -19,6 +19,7 @@ from hebbian.config import Config
 from hebbian.errors import UsageError
 from hebbian.experiment import Data, Experiment
 from hebbian.trainers.guard import NonFiniteUpdateError
+from hebbian.visualizers.hparams import log_hparams
 
 def prepare_run_dir(path: Union[str, Path]) -> Path:
     """Create the run folder and check that it is writable.
@@ -63,6 +64,9 @@ def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:
 
     log = exp.cfg["log"]
     logger = TensorboardLogger(log_dir=str(log_dir))
+    exp.probe_handlers.append(lambda probe, tag: logger.attach_output_handler(
+        probe, Events.ITERATION_COMPLETED, tag=tag, output_transform=_numbers,
+        global_step_transform=lambda engine, _: engine.state.iteration))
     if exp.trainer is not None:
         every_epochs = log["filters_every"] or None
         if exp.kind == "backprop":  # no rule bindings: show the layers a rule would train
@@ -82,6 +86,13 @@ def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:
             logger.attach_output_handler(exp.trainer, Events.ITERATION_COMPLETED(every=log["every"]), tag="train",
                                          output_transform=_loss_of)
     return logger
+
+
+def _numbers(output: Any) -> Dict[str, float]:
+    """The numeric entries of a probe step's output (e.g. ``l2``, ``val_accuracy``)."""
+    if not isinstance(output, Mapping):
+        return {}
+    return {k: float(v) for k, v in output.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _loss_of(output: Any) -> Dict[str, Any]:
@@ -154,7 +165,9 @@ def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, 
         saver(exp.trainer)
     if exp.trainer is None:
         saver(Engine(lambda *_: None))
-    metrics.update(exp.evaluate())
+    evaluated = exp.evaluate()
+    metrics.update(evaluated)
+    metrics.update(learning_metrics(exp, evaluated))
     metrics.update({f"{k}_seconds": round(v, 3) for k, v in exp.seconds.items()})
     metrics["wall_seconds"] = round(time.perf_counter() - start, 3)
     if logger is not None:
@@ -162,12 +175,51 @@ def run(cfg: Config, run_dir: Union[str, Path], *, data: Optional[Data] = None, 
             if key.endswith("accuracy"):
                 logger.writer.add_scalar(f"final/{key}", value, exp.epochs)
         logger.close()
+        log_hparams(run_dir / "tb", hparams_of(cfg, exp.kind), final_metrics(metrics))
     title = f"{cfg['rule']['name']}: {exp.layers[0]}"
     save_figure(plot_filters(exp.first_layer_weight(), exp.data.input_shape, 100, title=title)[0],
                 run_dir / "filters.png")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     exp.metrics = metrics
     return exp
+
+
+def learning_metrics(exp: Experiment, evaluated: Mapping[str, float]) -> Dict[str, Any]:
+    """What the method learned, beyond accuracy: the control's probe (``control_probe_*``) and the gain over it
+    (``probe_gain``, test accuracy points as a fraction), the median relative weight change of the first Hebbian layer
+    (``weight_change``; every layer in ``weight_change_per_layer``) and its ``dead_units`` on the training set."""
+    out: Dict[str, Any] = {}
+    if exp.cfg["probe"]["control"] and exp.kind != "random":
+        out.update(exp.control())
+        if "probe_test_accuracy" in evaluated and "control_probe_test_accuracy" in out:
+            out["probe_gain"] = evaluated["probe_test_accuracy"] - out["control_probe_test_accuracy"]
+    per_layer = exp.weight_change()
+    out["weight_change"] = per_layer[exp.layers[0]]
+    if len(per_layer) > 1:
+        out["weight_change_per_layer"] = per_layer
+    out["dead_units"] = exp.dead_units()
+    return out
+
+
+#: Final metrics shown in TensorBoard's HParams dashboard.
+HPARAM_METRICS = ("probe_test_accuracy", "probe_val_accuracy", "control_probe_test_accuracy", "probe_gain",
+                  "test_accuracy", "weight_change", "dead_units")
+
+
+def final_metrics(metrics: Mapping[str, Any]) -> Dict[str, float]:
+    """The metrics of :data:`HPARAM_METRICS` that the run has, under ``final/`` tags."""
+    return {f"final/{k}": float(metrics[k]) for k in HPARAM_METRICS if metrics.get(k) is not None}
+
+
+def hparams_of(cfg: Config, kind: str) -> Dict[str, Any]:
+    """The settings that tell runs apart: method, seed, data, model, optimizer, schedule, init and the rule's
+    hyperparameters."""
+    t = cfg["train"]
+    return {"method": cfg["rule"]["name"], "kind": kind, "seed": cfg["seed"], "dataset": cfg["data"]["name"],
+            "model": cfg["model"]["name"], "width": cfg["model"]["width"], "epochs": t["epochs"], "lr": t["lr"],
+            "optimizer": t["optimizer"], "schedule": t["schedule"], "init": t["init"],
+            "batch_size": cfg["data"]["batch_size"], "probe": cfg["probe"]["protocol"],
+            "rule": dict(cfg["rule"]["params"])}
 
 
 def resume_training(exp: Experiment, path: Union[str, Path]) -> Path:

@@ -1,6 +1,7 @@
 """docs/tutorial.ipynb runs top to bottom (offline, on the bundled digits) and draws its figures; it matches
 its jupytext twin docs/tutorial.py."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,5 +35,14 @@ def test_notebook_executes_and_draws_figures(monkeypatch):
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert len(images) >= 5  # Hebb/Oja curves, eigendigits, clusters, Krotov/SoftHebb filters, GHL/backprop filters
     assert "Oja = 1.0" in text  # Oja's weight converged to unit norm, Hebb's did not
-    for method in ("random", "krotov", "softhebb", "ghl", "backprop"):
-        assert f"{method} " in text
+    learned = {m: (float(change), float(before), float(after)) for m, change, before, after in re.findall(
+        r"(\w+): weight change ([\d.]+); cosine with the nearest class mean ([\d.]+) -> ([\d.]+)", text)}
+    assert set(learned) == {"krotov", "softhebb", "ghl", "backprop"}
+    for method in ("krotov", "softhebb"):  # step 4: the units moved and became prototypes, the features improved
+        change, before, after = learned[method]
+        assert change > 0.5 and after > before + 0.3, (method, learned[method])
+        probe, control = map(float, re.search(rf"{method}: .*probe ([\d.]+)% vs control ([\d.]+)%", text).groups())
+        assert probe > control + 3, (method, probe, control)
+    for method in ("ghl", "backprop"):  # step 5: both trained their first layer and the network
+        assert learned[method][0] > 0.2
+        assert float(re.search(rf"{method}: .*network test accuracy ([\d.]+)%", text).group(1)) > 70

@@ -94,7 +94,7 @@ def _keys(schema: Dict[str, Any], prefix: str = "") -> List[str]:
 
 
 def list_(args: argparse.Namespace) -> int:
-    """``hebbian list [rules|models|datasets|configs|keys]``."""
+    """``hebbian list [rules|probes|models|datasets|configs|keys]``."""
     from hebbian.data import get_dataset_info, list_datasets
     from hebbian.models import get_model_info, list_models
     from hebbian.rules import rule_infos
@@ -106,6 +106,11 @@ def list_(args: argparse.Namespace) -> int:
         lines += ["  backprop           baseline: the whole network trained end to end by backprop",
                   "  random             baseline: no training (random features)"]
         sections.append(("rules", lines))
+    if what in ("all", "probes"):
+        from hebbian.probes import get_probe_info, list_probes
+
+        sections.append(("probes (probe.protocol)", [f"  {n:<18} {get_probe_info(n).description}"
+                                                      for n in list_probes()]))
     if what in ("all", "models"):
         sections.append(("models", [f"  {n:<18} {get_model_info(n).description}" for n in list_models()]))
     if what in ("all", "datasets"):

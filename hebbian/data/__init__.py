@@ -11,9 +11,9 @@ from hebbian.data.datasets import (
     load_dataset,
 )
 from hebbian.data.loaders import in_memory_loader
-from hebbian.data.transforms import channel_stats, normalize
+from hebbian.data.transforms import center, channel_stats, normalize, pixel_stats
 
 __all__ = [
     "DATASETS", "ENV_ROOT", "DatasetInfo", "DatasetNotFoundError", "default_data_root", "get_dataset_info",
-    "list_datasets", "load_dataset", "in_memory_loader", "channel_stats", "normalize",
+    "list_datasets", "load_dataset", "in_memory_loader", "channel_stats", "normalize", "pixel_stats", "center",
 ]

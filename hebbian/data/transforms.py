@@ -17,6 +17,27 @@ def channel_stats(dataset: TensorDataset) -> Tuple[Tensor, Tensor]:
     return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 
 
+def pixel_stats(dataset: TensorDataset) -> Tuple[Tensor, Tensor]:
+    """Every pixel's mean over the images, ``(C, H, W)``, and the standard deviation of the centred images (a scalar).
+
+    ``(x - mean) / std`` with these gives inputs of zero mean at every pixel (what PCA-type rules assume, and what
+    keeps competing units from all pointing into the positive cone of raw pixels) at unit overall variance.
+    """
+    x = dataset.tensors[0]
+    mean = x.mean(dim=0)
+    return mean, (x - mean).std()
+
+
+def center(dataset: TensorDataset, mean: Tensor, std: Tensor) -> TensorDataset:
+    """``(x - mean) / std`` with a per-pixel ``mean`` ``(C, H, W)`` and a scalar ``std`` (see :func:`pixel_stats`)."""
+    x, *rest = dataset.tensors
+    if mean.shape != x.shape[1:]:
+        raise ValueError(f"mean must have the image shape {tuple(x.shape[1:])}, got {tuple(mean.shape)}")
+    if not float(std) > 0:
+        raise ValueError(f"std must be positive, got {float(std)}")
+    return TensorDataset((x - mean) / std, *rest)
+
+
 def normalize(dataset: TensorDataset, mean: Number, std: Number) -> TensorDataset:
     """``(x - mean) / std`` per channel, as ``torchvision.transforms.Normalize`` but once for the whole dataset.
 

@@ -24,11 +24,19 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from hebbian.threads import one_thread
+
+#: Feature matrices up to this many elements are fitted on one CPU thread (many short steps: threads only wait).
+SMALL = 1 << 21
 
 #: The default grid of L2 strengths (on standardised features, mean cross-entropy).
 DEFAULT_L2_GRID: Tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+class NonFiniteFeaturesError(ValueError):
+    """The features hold NaN or Inf (e.g. the weights of a diverged rule): no readout can be fitted to them."""
 
 
 @dataclass
@@ -88,13 +96,13 @@ def _check(z: Tensor, labels: Tensor, num_classes: int) -> None:
     if labels.dtype in (torch.float16, torch.float32, torch.float64, torch.bfloat16):
         raise ValueError(f"labels must be integers, got {labels.dtype}")
     if not torch.isfinite(z).all():
-        raise ValueError("features contain NaN or Inf; the probe cannot fit them")
+        raise NonFiniteFeaturesError("the features contain NaN or Inf (diverged weights?); no readout can be fitted")
     if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
         raise ValueError(f"labels must lie in [0, {num_classes}), got [{int(labels.min())}, {int(labels.max())}]")
 
 
 def fit_logistic(z: Tensor, labels: Tensor, num_classes: int, l2: float, *, tol: float = 1e-6,
-                 max_iter: int = 1000) -> LogisticFit:
+                 max_iter: int = 1000, start: Optional[LogisticFit] = None) -> LogisticFit:
     """The minimiser of the L2-regularised mean cross-entropy (see the module docstring), by full-batch L-BFGS.
 
     Args:
@@ -102,27 +110,40 @@ def fit_logistic(z: Tensor, labels: Tensor, num_classes: int, l2: float, *, tol:
         num_classes: ``C``. l2: ``λ >= 0``.
         tol: stop when the largest absolute gradient entry falls below this.
         max_iter: most L-BFGS iterations.
+        start: a fit to start from (e.g. the solution for a neighbouring ``λ``: fewer iterations); default 0. With
+            ``λ > 0`` the minimiser is unique, so the start changes the result only within the tolerance.
     """
     if not l2 >= 0:
         raise ValueError(f"l2 must be >= 0, got {l2!r}")
     _check(z, labels, num_classes)
     labels = labels.to(z.device)
-    weight = torch.zeros(num_classes, z.shape[1], dtype=z.dtype, device=z.device, requires_grad=True)
-    bias = torch.zeros(num_classes, dtype=z.dtype, device=z.device, requires_grad=True)
+    if start is None:
+        weight = torch.zeros(num_classes, z.shape[1], dtype=z.dtype, device=z.device)
+        bias = torch.zeros(num_classes, dtype=z.dtype, device=z.device)
+    else:
+        weight, bias = start.weight.to(z.device, z.dtype).clone(), start.bias.to(z.device, z.dtype).clone()
     optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=tol,
-                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+                                  tolerance_change=1e-15, history_size=20, line_search_fn="strong_wolfe")
+    rows = torch.arange(len(labels), device=z.device)
 
     def objective() -> Tensor:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(z @ weight.T + bias, labels) + 0.5 * l2 * weight.pow(2).sum()
-        loss.backward()
+        """The objective and its gradient in closed form: dL/dW = (P - Y)^T z / N + λ W, dL/db = (P - Y)^T 1 / N."""
+        with torch.no_grad():
+            log_p = torch.addmm(bias, z, weight.T).log_softmax(dim=1)
+            loss = -log_p[rows, labels].mean() + 0.5 * l2 * weight.pow(2).sum()
+            residual = log_p.exp_()
+            residual[rows, labels] -= 1.0
+            residual.div_(len(labels))
+            weight.grad = torch.addmm(weight, residual.T, z, beta=l2)
+            bias.grad = residual.sum(dim=0)
         return loss
 
-    optimizer.step(objective)
-    loss = objective().detach()
+    with one_thread(z.device.type == "cpu" and z.numel() <= SMALL):
+        optimizer.step(objective)
+        loss = objective()
     grad = torch.cat([weight.grad.flatten(), bias.grad.flatten()]).abs().max()
     iterations = int(optimizer.state[optimizer._params[0]]["n_iter"])
-    return LogisticFit(weight.detach(), bias.detach(), float(l2), iterations, bool(grad <= tol), float(loss))
+    return LogisticFit(weight, bias, float(l2), iterations, bool(grad <= tol), float(loss))
 
 
 def select_l2(train: Tuple[Tensor, Tensor], val: Tuple[Tensor, Tensor], num_classes: int,
@@ -130,21 +151,23 @@ def select_l2(train: Tuple[Tensor, Tensor], val: Tuple[Tensor, Tensor], num_clas
               on_fit: Optional[Callable[[LogisticFit, float], None]] = None) -> Tuple[LogisticFit, float]:
     """Fit every ``λ`` of ``grid`` on ``train`` and return the fit with the best accuracy on ``val`` and that accuracy.
 
-    Ties go to the larger ``λ`` (the simpler readout). ``on_fit(fit, val_accuracy)`` is called after each fit.
+    Ties go to the larger ``λ`` (the simpler readout). The fits run from the largest ``λ`` down, each starting from
+    the previous solution. ``on_fit(fit, val_accuracy)`` is called after each fit.
 
     Raises:
         ValueError: an empty grid or a negative ``λ``.
     """
-    grid = sorted(float(v) for v in grid)
-    if not grid or grid[0] < 0:
+    grid = sorted((float(v) for v in grid), reverse=True)
+    if not grid or grid[-1] < 0:
         raise ValueError(f"the l2 grid must hold numbers >= 0, got {list(grid)!r}")
     best: Optional[Tuple[LogisticFit, float]] = None
+    fit = None
     for l2 in grid:
-        fit = fit_logistic(train[0], train[1], num_classes, l2, tol=tol, max_iter=max_iter)
+        fit = fit_logistic(train[0], train[1], num_classes, l2, tol=tol, max_iter=max_iter, start=fit)
         accuracy = fit.accuracy(*val)
         if on_fit is not None:
             on_fit(fit, accuracy)
-        if best is None or accuracy >= best[1]:
+        if best is None or accuracy > best[1]:
             best = (fit, accuracy)
     assert best is not None
     return best

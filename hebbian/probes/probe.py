@@ -29,7 +29,8 @@ class LogisticProbe(Engine):
     1. computes the frozen features (eval mode, no gradients) of the training and test data once;
     2. holds out a seeded, stratified ``validation_fraction`` of the training features;
     3. standardises with the statistics of the remaining training part;
-    4. for every ``λ`` in ``l2_grid`` (one engine iteration each) fits a multinomial logistic regression to
+    4. for every ``λ`` in ``l2_grid``, largest first (one engine iteration each, each fit starting from the last),
+       fits a multinomial logistic regression to
        convergence (:func:`~hebbian.probes.logistic.fit_logistic`) and measures its validation accuracy;
     5. keeps the ``λ`` with the best validation accuracy (ties: the larger), refits it on the whole training split
        (standardised with its statistics) when ``refit`` is set, and only then measures the test accuracy, once.
@@ -73,7 +74,7 @@ class LogisticProbe(Engine):
             raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
         super().__init__(self._fit_one)
         self.model, self.supervised_from = model, supervised_from % n
-        self.l2_grid = sorted(float(v) for v in grid)
+        self.l2_grid = sorted((float(v) for v in grid), reverse=True)  # strongest first: each fit starts from the last
         self.validation_fraction, self.refit, self.tol, self.max_iter = float(validation_fraction), refit, tol, max_iter
         self.num_classes, self.seed = num_classes, seed
         self.device = torch.device("cpu") if device is None else torch.device(device)
@@ -125,7 +126,8 @@ class LogisticProbe(Engine):
 
     def _fit_one(self, engine: Engine, l2: float) -> Dict[str, Any]:
         d = self._data
-        fit = fit_logistic(*d["fit"], d["classes"], l2, tol=self.tol, max_iter=self.max_iter)
+        start = self.history[-1]["fit"] if self.history else None
+        fit = fit_logistic(*d["fit"], d["classes"], l2, tol=self.tol, max_iter=self.max_iter, start=start)
         out = {"l2": l2, "val_accuracy": fit.accuracy(*d["val"]), "train_accuracy": fit.accuracy(*d["fit"]),
                "iterations": fit.iterations, "converged": fit.converged}
         self.history.append({**out, "fit": fit})
@@ -140,7 +142,8 @@ class LogisticProbe(Engine):
             x, y = d["train"].tensors
             scaler = Standardizer.fit(x)
             train_x, train_y = scaler(x), y
-            fit = fit_logistic(train_x, train_y, d["classes"], best["l2"], tol=self.tol, max_iter=self.max_iter)
+            fit = fit_logistic(train_x, train_y, d["classes"], best["l2"], tol=self.tol, max_iter=self.max_iter,
+                               start=fit)
         metrics: Dict[str, Any] = {"train_accuracy": fit.accuracy(train_x, train_y),
                                    "val_accuracy": best["val_accuracy"], "l2": best["l2"],
                                    "iterations": fit.iterations, "converged": fit.converged}

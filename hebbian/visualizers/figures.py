@@ -86,7 +86,7 @@ def plot_filters(
         ax: axes to draw into (default: a new figure).
         title: axes title.
     """
-    grid = filter_grid(weight, input_shape, max_filters, max_channels=max_channels)
+    grid = filter_grid(weight, input_shape, max_filters, max_channels=max_channels, min_tile=1)  # imshow enlarges
     fig, ax = _axes(ax)
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.set_axis_off()

@@ -15,12 +15,12 @@ Every tile is min-max normalised on its own (``make_grid(normalize=True, scale_e
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor
 from torchvision.utils import make_grid
+
+from hebbian.threads import one_thread
 
 ImageShape = Tuple[int, int, int]
 
@@ -96,8 +96,12 @@ def filter_grid(
     max_channels: int = 8,
     nrow: Optional[int] = None,
     padding: int = 1,
+    min_tile: int = 24,
 ) -> Tensor:
     """A layer's weights as one RGB image of per-filter tiles, each normalised to [0, 1] on its own.
+
+    Small filters (8x8 digits, 5x5 kernels) are enlarged by the smallest whole factor that makes each tile at least
+    ``min_tile`` pixels wide, by pixel repetition (no smoothing), so they are legible in TensorBoard.
 
     Args:
         weight: ``(M, D)`` (``nn.Linear``) or ``(M, C, kh, kw)`` (``nn.Conv2d``).
@@ -106,26 +110,16 @@ def filter_grid(
         max_channels: deeper conv layers: at most this many input channels per unit.
         nrow: tiles per grid row (default: a square grid; deeper conv layers: one unit per row).
         padding: pixels between tiles.
+        min_tile: smallest tile width in pixels (1: no enlargement).
 
     Returns:
         ``(3, H, W)`` float image in [0, 1] (grey filters repeated over the three channels).
     """
+    if isinstance(min_tile, bool) or not isinstance(min_tile, int) or min_tile < 1:
+        raise ValueError(f"min_tile must be a positive integer, got {min_tile!r}")
     tiles, row = filter_tiles(weight, input_shape, max_filters, max_channels)
-    with _one_thread():
+    factor = -(-min_tile // tiles.shape[-1])
+    with one_thread():
+        if factor > 1:
+            tiles = tiles.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
         return make_grid(tiles, nrow=nrow or row, padding=padding, normalize=True, scale_each=True)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run small CPU tensor copies on one intra-op thread.
-
-    ``make_grid`` does many tiny strided copies (a channel ``cat``, one ``copy_`` per tile). Each is split over the
-    OpenMP threads; where the cores are busy (a shared or oversubscribed machine) every split waits for descheduled
-    threads, and a 64-tile grid took ~70 ms instead of ~4 ms. The thread count is restored afterwards.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

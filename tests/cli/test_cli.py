@@ -16,8 +16,8 @@ from hebbian.cli import main
 from hebbian.config import resolve_config
 
 #: Small and fast: 1 epoch on 300 digits, a 3-epoch probe, no progress bar.
-FAST = ["--epochs", "1", "--probe-epochs", "3", "--train-limit", "300", "--test-limit", "120", "--no-progress",
-        "--set", "probe.batch_size=128", "--set", "log.every=2"]
+FAST = ["--epochs", "1", "--train-limit", "300", "--test-limit", "120", "--no-progress", "--set", "log.every=2",
+        "--set", "compare.seeds=1", "--set", "data.split=fixed"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -70,7 +70,7 @@ def test_saved_config_round_trips_and_keeps_the_overrides(trained: Path):
 
 
 def test_evaluate_reproduces_the_probe_accuracy_from_the_checkpoint(trained: Path, capsys):
-    assert main(["evaluate", str(trained), "--probe-epochs", "3"]) == 0
+    assert main(["evaluate", str(trained)]) == 0
     out = capsys.readouterr().out
     evaluation = json.loads((trained / "evaluation.json").read_text())
     metrics = json.loads((trained / "metrics.json").read_text())
@@ -103,27 +103,69 @@ def test_visualize_writes_a_png_of_the_filters(trained: Path, tmp_path: Path, ca
     assert "linear1" in capsys.readouterr().out
 
 
-def test_compare_writes_table_figure_and_per_method_logs(tmp_path: Path, capsys):
+def test_compare_runs_every_method_and_seed_against_its_untrained_control(tmp_path: Path, capsys):
     out = tmp_path / "cmp"
     methods = ["oja", "krotov", "backprop", "random"]
-    assert main(["compare", "--rules", ",".join(methods), "--out", str(out), *FAST,
+    assert main(["compare", "--rules", ",".join(methods), "--out", str(out), *FAST, "--seeds", "2",
                  "--set", "recipes.backprop.train.lr=0.1"]) == 0
     printed = capsys.readouterr().out
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["rule"] for r in rows] == methods
-    assert [r["kind"] for r in rows] == ["hebbian", "hebbian", "backprop", "random"]
+    assert [(r["rule"], r["seed"]) for r in rows] == [(m, s) for s in ("0", "1") for m in methods]
+    by = {(r["rule"], r["seed"]): r for r in rows}
     assert all(0.0 <= float(r["probe_test_accuracy"]) <= 1.0 for r in rows)
-    assert rows[2]["test_accuracy"] and not rows[0]["test_accuracy"]  # backprop trains the readout itself
-    assert [r["epochs"] for r in rows] == ["1", "1", "1", "0"]
+    assert by["backprop", "0"]["test_accuracy"] and not by["oja", "0"]["test_accuracy"]
+    for seed in ("0", "1"):
+        # the control is the same model with the same initial weights, untrained: oja and random both start from
+        # the seed's unit-norm draw, so oja's control is exactly the random baseline
+        assert by["oja", seed]["control_probe_test_accuracy"] == by["random", seed]["probe_test_accuracy"]
+        gain = float(by["krotov", seed]["probe_test_accuracy"]) - float(by["krotov", seed]["control_probe_test_accuracy"])
+        assert float(by["krotov", seed]["probe_gain"]) == pytest.approx(gain)
+        assert float(by["krotov", seed]["weight_change"]) > 0.01 and not by["random", seed]["control_probe_test_accuracy"]
     md = (out / "results.md").read_text()
-    assert md.startswith("| method |") and md.count("\n") == 2 + len(methods) and md in printed
+    assert md.startswith("| method |") and md in printed and "control (%)" in md and "gain (points)" in md
+    assert md.count(" ± ") >= 4 * len(methods)  # mean ± std over the two seeds
     assert_png(out / "comparison.png")
     for m in methods:
-        assert (out / m / "metrics.json").is_file() and (out / m / "config.yaml").is_file()
-        assert event_files(out / m / "tb"), m
-    # same seed and data order for every method: the random baseline starts from the same weights as the others
-    assert yaml.safe_load((out / "krotov" / "config.yaml").read_text())["seed"] == 0
+        for seed in (0, 1):
+            run = out / m / f"seed{seed}"
+            assert (run / "metrics.json").is_file() and yaml.safe_load((run / "config.yaml").read_text())["seed"] == seed
+            assert event_files(run / "tb"), run
+
+
+def test_compare_lists_every_run_in_tensorboards_hparams_dashboard(tmp_path: Path):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "--rules", "krotov,softhebb", "--out", str(out), *FAST, "--seeds", "2"]) == 0
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(str(out))
+    mux.Reload()
+    listed = {}
+    for run, content in mux.PluginRunToTagToContent("hparams").items():
+        for data in content.values():
+            info = plugin_data_pb2.HParamsPluginData.FromString(data)
+            if info.HasField("session_start_info"):
+                hp = info.session_start_info.hparams
+                listed[run] = (hp["method"].string_value, hp["seed"].number_value)
+    assert sorted(listed.values()) == [("krotov", 0.0), ("krotov", 1.0), ("softhebb", 0.0), ("softhebb", 1.0)]
+    run = next(r for r, v in listed.items() if v == ("krotov", 0.0))
+    assert "final/probe_test_accuracy" in mux.Runs()[run]["scalars"]
+    assert any(t.startswith("control_probe/") for t in mux.Runs()[run]["scalars"])  # the probe's steps
+
+
+def test_train_rule_reproduces_the_compare_row_of_that_rule(tmp_path: Path):
+    compare_out, train_out = tmp_path / "cmp", tmp_path / "train"
+    assert main(["compare", "--rules", "softhebb", "--out", str(compare_out), *FAST, "--no-tensorboard"]) == 0
+    assert main(["train", "compare_digits", "--rule", "softhebb", "--out", str(train_out), *FAST,
+                 "--no-tensorboard"]) == 0
+    row = json.loads((compare_out / "softhebb" / "seed0" / "metrics.json").read_text())
+    alone = json.loads((train_out / "metrics.json").read_text())
+    for key in ("probe_test_accuracy", "control_probe_test_accuracy", "weight_change", "dead_units"):
+        assert alone[key] == row[key], key
+    assert yaml.safe_load((train_out / "config.yaml").read_text())["train"] == \
+        yaml.safe_load((compare_out / "softhebb" / "seed0" / "config.yaml").read_text())["train"]
 
 
 def test_compare_reports_a_diverging_rule_instead_of_crashing(tmp_path: Path, capsys):
@@ -132,8 +174,9 @@ def test_compare_reports_a_diverging_rule_instead_of_crashing(tmp_path: Path, ca
                  "--no-tensorboard"])
     assert code == 0
     row = next(csv.DictReader((out / "results.csv").open()))
-    assert "diverged" in row["note"]
-    assert "diverged" in json.loads((out / "hebb" / "metrics.json").read_text())
+    assert "non-finite" in row["diverged"]
+    assert "diverged" in json.loads((out / "hebb" / "seed0" / "metrics.json").read_text())
+    assert "(diverged in 1 of 1)" in (out / "results.md").read_text()
     # `train` still evaluates and writes everything, but says so with exit code 1
     assert main(["train", "compare_digits", "--rule", "hebb", "--lr", "1e12", "--out", str(tmp_path / "t"), *FAST,
                  "--no-tensorboard"]) == 1
@@ -148,7 +191,7 @@ def test_resume_continues_an_interrupted_run(tmp_path: Path, capsys):
     start = load_checkpoint(latest_checkpoint(first / "checkpoints"))
     per_epoch = start["trainer"]["epoch_length"]
     assert start["trainer"]["iteration"] == per_epoch  # one epoch done
-    common = ["--out", str(second), "--no-progress", "--no-tensorboard", "--probe-epochs", "1"]
+    common = ["--out", str(second), "--no-progress", "--no-tensorboard"]
     assert main(["train", str(first / "config.yaml"), "--resume", str(first), *common]) == 2  # finished already
     assert "raise --epochs" in capsys.readouterr().err
     assert main(["train", str(first / "config.yaml"), "--epochs", "3", "--resume", str(first), *common]) == 0

@@ -43,3 +43,20 @@ def test_python_example_runs(capsys):
     (example,) = blocks("python")
     exec(compile(example, "README.md", "exec"), {})
     assert "test_accuracy" in capsys.readouterr().out
+
+
+def _rows(markdown: str) -> list:
+    """The body rows of the first table in ``markdown``, without the last (timing) column."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    return [line.split(" | ")[:-1] for line in lines[1:]]
+
+
+@pytest.mark.slow
+def test_readme_table_is_what_the_main_job_prints_now(tmp_path):
+    """Every number of the README's table comes from `hebbian compare` with the current code (timings aside)."""
+    from hebbian.cli import main
+
+    assert main(["compare", "--out", str(tmp_path / "job"), "--no-progress", "--no-tensorboard"]) == 0
+    produced = (tmp_path / "job" / "results.md").read_text(encoding="utf-8")
+    readme_table = README[README.index("| method | kind | probe test acc."):]
+    assert _rows(readme_table)[: len(_rows(produced))] == _rows(produced)

@@ -44,8 +44,10 @@ def test_fc_filter_grid_is_a_grid_of_8x8_receptive_fields(tb_runs):
     images = _events(tb_runs, "fc").Images("filters/1")
     assert [e.step for e in images] == list(range(1, EPOCHS + 1))
     pixels = _png(images[-1])
-    assert pixels.shape == (4 * 9 + 1, 4 * 9 + 1, 3)  # 16 units, 4 per row, 8x8 tiles, padding 1
-    tile = pixels[1:9, 1:9]
+    assert pixels.shape == (4 * 25 + 1, 4 * 25 + 1, 3)  # 16 units, 4 per row, 8x8 tiles enlarged to 24x24, padding 1
+    big = pixels[1:25, 1:25]
+    assert (big == big[::3, ::3].repeat(3, axis=0).repeat(3, axis=1)).all()  # each weight a 3x3 block, no smoothing
+    tile = big[::3, ::3]
     assert (tile[..., 0] == tile[..., 1]).all()  # grey
     assert tile.min() == 0 and tile.max() == 255  # normalised per filter
     w = tb_runs["fc"][1].weight.detach()[0].reshape(8, 8)
@@ -100,7 +102,7 @@ def test_conv_run_with_attach_visualizers(tb_runs):
     assert {"unit_norm/0", "weights/0/weight", "updates/0"} <= set(tags["histograms"])
     assert "weights/3/weight" not in tags["histograms"]
     pixels = _png(acc.Images("filters/0")[-1])
-    assert pixels.shape == (3 * 4 + 1, 3 * 4 + 1, 3)  # 8 filters 3x3 on a 3x3 grid
+    assert pixels.shape == (3 * 25 + 1, 3 * 25 + 1, 3)  # 8 filters 3x3 (enlarged 8x to 24x24) on a 3x3 grid
     usage = acc.Scalars("activation/winner_usage/0")  # SoftHebb is competitive
     assert len(usage) == ITERS // EVERY_ITERS and all(0.0 <= e.value <= 1.0 for e in usage)
     assert all(0.0 <= e.value <= 1.0 for e in acc.Scalars("unit_convergence/0"))

@@ -124,7 +124,7 @@ def test_filter_grid_input_shape_hint_applies_where_it_fits(tmp_path):
     handler = FilterGridHandler(model, input_shape=(3, 4, 4), whitelist=["1"])
     assert handler.shapes == {"1.weight": (3, 4, 4)}
     image = _log(tmp_path, handler, _engine()).Images("filters/1")[0]
-    assert (image.width, image.height) == (3 * 5 + 1, 2 * 5 + 1)
+    assert (image.width, image.height) == (3 * 25 + 1, 2 * 25 + 1)  # 4x4 colour tiles shown 24x24
 
 
 def test_handlers_refuse_other_loggers():

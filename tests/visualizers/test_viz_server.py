@@ -77,6 +77,6 @@ def test_tensorboard_serves_the_filter_grid_as_a_png(tensorboard_url):
     png = _get(f"{tensorboard_url}/data/plugin/images/individualImage?{images[-1]['query']}")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG"
-    assert image.size == (37, 37)  # 16 receptive fields of 8x8 on a 4x4 grid, padding 1
+    assert image.size == (101, 101)  # 16 receptive fields of 8x8 (shown 24x24) on a 4x4 grid, padding 1
     image.load()
     assert image.getextrema()[0] == (0, 255)  # per-filter normalisation spans the full range

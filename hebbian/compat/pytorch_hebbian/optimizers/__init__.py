@@ -1,0 +1,5 @@
+"""pytorch-hebbian's ``optimizers``: ``Local``."""
+
+from hebbian.compat.pytorch_hebbian.optimizers.local import Local
+
+__all__ = ["Local"]
