@@ -14,7 +14,7 @@ from hebbian.results import ResultsError, main as results_main, probe_checkpoint
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny_krotov"
     code = hebbian_main(["train", "krotov_mnist", "--dataset", "digits", "--width", "0.02", "--epochs", "2",
-                         "--probe-epochs", "1", "--batch-size", "64", "--set", "checkpoint.every=1",
+                         "--set", "probe.protocol=readout", "--probe-epochs", "1", "--batch-size", "64", "--set", "checkpoint.every=1",
                          "--set", "checkpoint.n_saved=5", "--no-progress", "--no-tensorboard", "--out", str(out)])
     assert code == 0
     (out / "provenance.json").write_text(json.dumps({"commit": "0123456789abcdef", "command": "hebbian train tiny",
