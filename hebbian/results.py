@@ -93,7 +93,8 @@ def checkpoint_epochs(run_dir: Path, iterations_per_epoch: int) -> Dict[int, Pat
 
 def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, Any]] = None, *,
                       every: Optional[int] = None, epochs: Optional[Sequence[int]] = None,
-                      overrides: Sequence = (), tag: str = "", log: Any = print) -> List[Dict[str, Any]]:
+                      overrides: Sequence = (), tag: str = "", control: bool = False,
+                      log: Any = print) -> List[Dict[str, Any]]:
     """Run the probe protocol ``probe`` on checkpoints of ``run``; appends to ``RUN/probes/<probe>[-<tag>].json``.
 
     Each entry: ``epoch``, ``checkpoint``, the probe's metrics, ``seconds``, ``params``, ``overrides``. Checkpoints
@@ -103,6 +104,7 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
         every: probe only epochs divisible by ``every`` (and the last checkpoint); ``epochs``: only these epochs.
         overrides: config overrides used to rebuild the model (e.g. ``[("model.options.readout_current", "dot")]``).
         tag: suffix of the output file, to keep probes of differently rebuilt models apart.
+        control: also probe the untrained model (the run's config and seed, so its initial weights), as epoch 0.
     """
     from hebbian.probes import create_probe
     from hebbian.runs import load_run
@@ -121,6 +123,8 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
         raise ResultsError(f"{str(run_dir)!r} has no checkpoints")
     last = max(found)
     chosen = [e for e in found if (epochs is None or e in epochs) and (every is None or e % every == 0 or e == last)]
+    if control:
+        chosen = [0] + chosen
     out = run_dir / "probes" / f"{probe}{'-' + tag if tag else ''}.json"
     entries: List[Dict[str, Any]] = _read_json(out) if out.is_file() else []
 
@@ -132,7 +136,14 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
     for epoch in chosen:
         if key(epoch, params, overrides) in done:
             continue
-        exp, _, ckpt = load_run(found[epoch], [tuple(o) for o in overrides])
+        if epoch == 0:  # the control: same config and seed, untrained
+            from hebbian.config import resolve_config
+            from hebbian.experiment import Experiment
+
+            exp, ckpt = Experiment(resolve_config(run_dir / "config.yaml", [tuple(o) for o in overrides])), \
+                Path("untrained (control)")
+        else:
+            exp, _, ckpt = load_run(found[epoch], [tuple(o) for o in overrides])
         start = time.perf_counter()
         engine = create_probe(probe, exp.model, seed=record.config.get("seed", 0), device=exp.device, **params)
         metrics = engine.run(exp.eval_loader(exp.data.train), exp.eval_loader(exp.data.test))
@@ -217,13 +228,16 @@ def curve_table(record: RunRecord, protocol: str) -> str:
         raise ResultsError(f"run {record.name!r} has no probes/{protocol}.json (run `python -m hebbian.results probe`)")
     lines = ["| epoch | train acc. | validation acc. | test acc. | probe time |", "|---:|---:|---:|---:|---:|"]
     for e in entries:
-        lines.append(f"| {e['epoch']} | {_pct(e.get('train_accuracy'))} | {_pct(e.get('val_accuracy'))} | "
+        lines.append(f"| {e['epoch'] or '0 (untrained control)'} | {_pct(e.get('train_accuracy'))} | {_pct(e.get('val_accuracy'))} | "
                      f"{_pct(e.get('test_accuracy'))} | {e.get('seconds', 0):.0f} s |")
     params, overrides = entries[-1].get("params") or {}, entries[-1].get("overrides") or []
     args = [f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in params.items()]
     args += [f"--config {k}={v}" for k, v in overrides]
     name, _, tag = protocol.partition("-")
     args += [f"--tag {tag}"] if tag else []
+    args += ["--control"] if any(e["epoch"] == 0 for e in entries) else []
+    probed = [e["epoch"] for e in entries if e["epoch"]]
+    args += [f"--epochs {','.join(map(str, probed))}"] if len(probed) <= 2 else []
     return "\n".join(lines) + (f"\n\nProbe command: `python -m hebbian.results probe runs/{record.name} --probe "
                                f"{name}{' ' + ' '.join(args) if args else ''}`")
 
@@ -300,6 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--config", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="run-config override used to rebuild the model, repeatable")
     p.add_argument("--tag", default="", help="output file suffix: RUN/probes/PROTOCOL-TAG.json")
+    p.add_argument("--control", action="store_true", help="also probe the untrained model (epoch 0)")
     p.set_defaults(func=_probe_command)
     args = parser.parse_args(argv)
     try:
@@ -322,7 +337,7 @@ def _pairs(items: Sequence[str]) -> Dict[str, Any]:
 def _probe_command(args: argparse.Namespace) -> int:
     epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
     probe_checkpoints(args.run, args.probe, _pairs(args.params), every=args.every, epochs=epochs,
-                      overrides=list(_pairs(args.overrides).items()), tag=args.tag)
+                      overrides=list(_pairs(args.overrides).items()), tag=args.tag, control=args.control)
     return 0
 
 

@@ -32,6 +32,25 @@ def test_probe_checkpoints_writes_one_entry_per_epoch_and_resumes(run):
     assert json.loads((run / "probes" / "krotov_hopfield.json").read_text()) == entries
 
 
+def test_control_is_the_untrained_model_with_the_runs_initial_weights(run):
+    import torch
+
+    from hebbian.config import resolve_config
+    from hebbian.experiment import Experiment
+    from hebbian.runs import load_run
+
+    params = {"epochs": 2, "beta_grid": [1.0], "batch_size": 64}
+    entries = probe_checkpoints(run, "krotov_hopfield", params, control=True, epochs=[2], tag="ctl",
+                                log=lambda *_: None)
+    assert [e["epoch"] for e in entries] == [0, 2] and entries[0]["checkpoint"] == "untrained (control)"
+    untrained = Experiment(resolve_config(run / "config.yaml")).model.linear1.weight
+    trained = load_run(run)[0].model.linear1.weight
+    assert torch.equal(untrained, Experiment(resolve_config(run / "config.yaml")).model.linear1.weight)
+    assert not torch.equal(untrained, trained)  # the control differs from the trained weights
+    text = render("<!-- curve: tiny_krotov krotov_hopfield-ctl -->", [read_run(run)])
+    assert "| 0 (untrained control) |" in text and "--tag ctl" in text
+
+
 def test_render_fills_the_directives_from_the_run_folder(run):
     probe_checkpoints(run, "krotov_hopfield", {"epochs": 2, "beta_grid": [1.0], "batch_size": 64},
                       log=lambda *_: None)
