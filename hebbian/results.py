@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -208,8 +209,10 @@ def runs_table(records: Sequence[RunRecord]) -> str:
                    if k.endswith("test_accuracy")]
         for protocol, entries in sorted(r.probes.items()):
             last = final_probe(r, protocol)
-            if last and "test_accuracy" in last:
-                results.append(f"{protocol} (epoch {last['epoch']}) **{_pct(last['test_accuracy'])}**")
+            if last and last["epoch"] and "test_accuracy" in last:
+                control = [e for e in entries if e["epoch"] == 0 and "test_accuracy" in e]
+                results.append(f"{protocol} (epoch {last['epoch']}) **{_pct(last['test_accuracy'])}**" + (
+                    f" (untrained control {_pct(control[-1]['test_accuracy'])})" if control else ""))
         status = "" if m else " (no metrics.json: not finished)"
         commit = str(r.provenance.get("commit", "–"))[:7]
         rows.append(f"| `{r.name}`{status} | {settings(r.config)} | {m.get('train_images', '–')} | "
@@ -226,20 +229,32 @@ def curve_table(record: RunRecord, protocol: str) -> str:
     entries = sorted(record.probes.get(protocol) or [], key=lambda e: e["epoch"])
     if not entries:
         raise ResultsError(f"run {record.name!r} has no probes/{protocol}.json (run `python -m hebbian.results probe`)")
-    lines = ["| epoch | train acc. | validation acc. | test acc. | probe time |", "|---:|---:|---:|---:|---:|"]
+    lines = ["| epoch | train acc. | validation acc. | test acc. | choice on the validation split | probe time |",
+             "|---:|---:|---:|---:|---|---:|"]
     for e in entries:
-        lines.append(f"| {e['epoch'] or '0 (untrained control)'} | {_pct(e.get('train_accuracy'))} | {_pct(e.get('val_accuracy'))} | "
-                     f"{_pct(e.get('test_accuracy'))} | {e.get('seconds', 0):.0f} s |")
+        lines.append(f"| {e['epoch'] or '0 (untrained control)'} | {_pct(e.get('train_accuracy'))} | "
+                     f"{_pct(e.get('val_accuracy'))} | {_pct(e.get('test_accuracy'))} | {_choice(e)} | "
+                     f"{e.get('seconds', 0):.0f} s |")
     params, overrides = entries[-1].get("params") or {}, entries[-1].get("overrides") or []
-    args = [f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in params.items()]
+    args = [f"--set {shlex.quote(k + '=' + json.dumps(v).replace(' ', ''))}" for k, v in params.items()]
     args += [f"--config {k}={v}" for k, v in overrides]
     name, _, tag = protocol.partition("-")
     args += [f"--tag {tag}"] if tag else []
     args += ["--control"] if any(e["epoch"] == 0 for e in entries) else []
     probed = [e["epoch"] for e in entries if e["epoch"]]
-    args += [f"--epochs {','.join(map(str, probed))}"] if len(probed) <= 2 else []
+    args += [f"--epochs {','.join(map(str, probed))}"] if probed else []
     return "\n".join(lines) + (f"\n\nProbe command: `python -m hebbian.results probe runs/{record.name} --probe "
                                f"{name}{' ' + ' '.join(args) if args else ''}`")
+
+
+def _choice(entry: Mapping[str, Any]) -> str:
+    """What the protocol chose (e.g. ``beta 10 at readout epoch 28``) and every candidate's validation accuracy."""
+    chosen = ", ".join(f"{k.replace('_', ' ')} {entry[k]:g}" for k in ("beta", "l2", "readout_epoch") if k in entry)
+    candidates = entry.get("candidates") or []
+    if len(candidates) > 1:
+        chosen += " (" + ", ".join(f"{next((f'{k} {c[k]:g}' for k in ('beta', 'l2') if k in c), '?')}: "
+                                   f"{_pct(c.get('val_accuracy'))}" for c in candidates) + ")"
+    return chosen or "–"
 
 
 def render(template: str, records: Sequence[RunRecord], source: str = "") -> str:
