@@ -54,6 +54,6 @@ def test_krotov_fashion_conv_reduced(tmp_path):
 
 
 def test_deephebb_fashion_cpu_reduced(tmp_path):
-    run = train(tmp_path, "deephebb_fashion_cpu", "--width", "0.05", "--train-limit", "500", "--test-limit", "300",
-                "--probe-epochs", "3")
+    run = train(tmp_path, "deephebb_fashion_cpu", "--train-limit", "2000", "--test-limit", "500",
+                "--probe-epochs", "10")
     assert json.loads((run / "metrics.json").read_text())["probe_test_accuracy"] > 0.4
