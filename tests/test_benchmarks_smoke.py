@@ -21,7 +21,8 @@ from benchmarks.report import Config, Row, format_table  # noqa: E402
 from benchmarks.timing import interleaved, peak_rss_delta  # noqa: E402
 
 EXPECTED_ROWS = [
-    "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
+    "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "Krotov FC published setting vs floor",
+    "Krotov FC published setting, p-current layer vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
     "Conv SoftHebb update peak memory", "GHL step vs backprop (deephebb)", "GHL step vs backprop (fasthebb)",
     "GHL step vs backprop (vit)",
     "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
@@ -69,7 +70,7 @@ def test_dense_reference_matches_the_rule_and_a_wrong_one_is_caught(monkeypatch)
     cfg = Config(torch.device("cpu"), quick=True, reps=1)
     data = krotov.mnist_or_random(cfg, 512)
     krotov.check_same_update(data, 32, cfg.device)
-    monkeypatch.setattr(krotov, "dense_step", lambda x, w: torch.zeros_like(w))
+    monkeypatch.setattr(krotov, "dense_step", lambda x, w, *args: torch.zeros_like(w))
     with pytest.raises(AssertionError, match="disagree"):
         krotov.check_same_update(data, 32, cfg.device)
 

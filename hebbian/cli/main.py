@@ -96,6 +96,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``hebbian`` argument parser with its sub-commands."""
     from hebbian import __version__
+    from hebbian import results
     from hebbian.cli import commands, compare
 
     parser = _Parser(
@@ -162,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="layer name (default: the first Hebbian layer)")
     p.add_argument("--max-filters", type=int, default=64, help="at most this many filters")
     p.set_defaults(func=commands.visualize)
+
+    p = sub.add_parser("results", help="render results tables (docs/results.md) from run folders")
+    results.add_render_arguments(p)
+    p.set_defaults(func=results.render_command)
 
     p = sub.add_parser("list", help="registered rules, probes, models, datasets, packaged configs or config keys")
     p.add_argument("what", nargs="?", default="all", choices=("all", "rules", "probes", "models", "datasets", "configs", "keys"))

@@ -17,8 +17,9 @@ KROTOV_FC_RECIPES = {
         "krotov",
         {"linear1": LayerRecipe("krotov", {"p": 3.0, "k": 7, "delta": 0.4}, lr=0.04)},
         {"batch_size": 100, "epochs": 1000, "lr_schedule": "linear anneal to 0 (LambdaLR 1 - epoch/epochs)",
-         "init": "N(0, 1)", "pnas_repu_n": 4.5},
-        "pytorch-hebbian examples/params/mnist.json (S-PH); n = 4.5 from the PNAS MNIST classifier [mem]",
+         "init": "N(0, 1)", "repu_n": 4.5},
+        "pytorch-hebbian examples/params/mnist.json @ 595ec79 (S-PH); n = 4.5 is this project's RePU power for the "
+        "top layer (the PNAS value could not be verified, docs/results.md)",
     ),
     "krotov_notebook": Recipe(
         "krotov_notebook",
@@ -53,7 +54,7 @@ def krotov_fc(
 
     Args:
         hidden: hidden units before the width multiplier (2000 as published).
-        n: RePU power (pytorch-hebbian default 1; PNAS MNIST 4.5).
+        n: RePU power (pytorch-hebbian default 1; krotov_mnist uses 4.5, the PNAS value is unverified).
         readout_current: ``"dot"``: the hidden layer computes :math:`W x`; ``"p"``: it computes the p-metric current
             :math:`\\sum_i \\mathrm{sign}(w_{ki})|w_{ki}|^{p-1} x_i` (a :class:`~hebbian.models.PMetricLinear`), as
             some re-implementations feed the classifier. The publications are ambiguous; both are offered.
@@ -87,7 +88,7 @@ HEBBIAN_CONV_RECIPES = {
         {"batch_size": 2, "epochs": 100, "lr_schedule": "linear anneal to 0", "init": "N(0, 1)",
          "probe": {"optimizer": "Adam", "lr": 1e-3, "plateau": {"factor": 0.5, "patience": 5},
                    "early_stopping_patience": 15, "max_epochs": 500, "every_hebbian_epochs": 100},
-         "published_accuracy": {"fashion-mnist": 0.9144}},
+         "published_accuracy": None},  # arXiv 2102.00428: figure not verified (docs/results.md)
         "pytorch-hebbian examples/params/mnist-fashion-conv.json, examples/hebbian.py (S-PH); arXiv 2102.00428",
     ),
 }
@@ -110,7 +111,7 @@ def hebbian_conv(
     kernel_size: int = 5,
     n: float = 1.0,
 ) -> HebbianNet:
-    """pytorch-hebbian's conv net (91.44% on Fashion-MNIST with Krotov-trained filters).
+    """pytorch-hebbian's conv net (400 Krotov-trained filters; its Fashion-MNIST figure is unverified, docs/results.md).
 
     Children: ``conv1`` (Hebbian, no bias, ``N(0, 1)`` init), ``bn1``, ``repu1``, ``pool1``, ``flatten``, ``linear1``
     (readout). On 28x28 inputs the readout has 400 * 12 * 12 = 57,600 inputs.

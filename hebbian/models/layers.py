@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from hebbian.rules.krotov import PWeightCache
 
 
 def _check_power(power: float) -> float:
@@ -16,7 +19,7 @@ class RePU(nn.Module):
     """Rectified power unit (Krotov & Hopfield): :math:`f(u) = \\max(u, 0)^n`; ``n = 1`` is the ReLU.
 
     Args:
-        n: the power (> 0). pytorch-hebbian's default 1; the PNAS MNIST classifier used 4.5.
+        n: the power (> 0). pytorch-hebbian's default 1 (the PNAS classifier's value could not be verified here).
 
     Shape: any; element-wise.
     """
@@ -78,8 +81,19 @@ class PMetricLinear(nn.Linear):
             raise ValueError(f"p must be a number >= 1, got {p!r}")
         self.p = float(p)
 
+    @property
+    def current_p(self) -> float:
+        """The exponent of the current this layer outputs (rules read it to reuse the output as the current)."""
+        return self.p
+
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight if self.p == 2.0 else self.weight.sign() * self.weight.abs().pow(self.p - 1.0)
+        if self.p == 2.0:
+            w = self.weight
+        elif torch.is_grad_enabled() and self.weight.requires_grad:
+            w = self.weight.sign() * self.weight.abs().pow(self.p - 1.0)  # differentiable
+        else:
+            cache = self.__dict__.setdefault("_p_weight_cache", PWeightCache())  # recomputed when the weight changes
+            w = cache(self.weight, self.p)
         return F.linear(x, w, self.bias)
 
     def extra_repr(self) -> str:

@@ -20,7 +20,7 @@ register_probe(
 )(LogisticProbe)
 
 _READOUT = {"epochs": 20, "lr": 1e-3, "batch_size": 64, "dropout": 0.0, "early_stopping_patience": None,
-            "plateau_patience": None, "validation_fraction": 0.2}
+            "plateau_patience": None, "validation_fraction": 0.2, "lr_milestones": ()}
 
 
 def _trained_readout(model: nn.Module, **params: Any) -> Engine:
@@ -34,8 +34,9 @@ register_probe(
 )(_trained_readout)
 
 register_probe(
-    "softhebb", {**_READOUT, "epochs": 50, "dropout": 0.5},
-    "SoftHebb's probe: Adam 1e-3, batch 64, 50 epochs, dropout 0.5 before the readout",
+    "softhebb", {**_READOUT, "epochs": 50, "dropout": 0.5, "lr_milestones": (0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9)},
+    "SoftHebb's probe: Adam 1e-3, batch 64, 50 epochs, dropout 0.5 before the readout, lr halved after epochs "
+    "10, 17, 25, 30, 35, 40, 45 (CustomStepLR)",
     "Journe et al. 2023, demo.py (CIFAR10_50); docs: ../shared/reference/rules.md section 2.3",
 )(_trained_readout)
 

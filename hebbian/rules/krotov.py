@@ -13,12 +13,60 @@ from hebbian.rules.layers import LayerView
 from hebbian.rules.registry import register_rule
 
 
-def p_current(view: LayerView, x: Tensor, u: Tensor, p: float) -> Tensor:
-    """The p-metric input current :math:`I_k = \\sum_i \\mathrm{sign}(w_{ki}) |w_{ki}|^{p-1} x_i` (``u`` itself for p = 2)."""
+def p_weights(w: Tensor, p: float, out: Optional[Tensor] = None) -> Tensor:
+    """The p-metric weights :math:`\\mathrm{sign}(w)|w|^{p-1}` (``w`` itself for p = 2), written into ``out`` if given.
+
+    Computed as ``copysign(|w|^(p-1), w)`` (for p = 3 as ``|w| * w``): the same values as ``sign(w) * |w|^(p-1)`` in
+    two passes over ``w`` and no temporaries, instead of four passes and three weight-sized allocations.
+    """
     if p == 2.0:
+        return w
+    if p == 1.0:
+        return torch.sign(w, out=out)
+    out = torch.abs(w, out=out) if out is not None else w.abs()
+    if p == 3.0:
+        return out.mul_(w)
+    return out.pow_(p - 1.0).copysign_(w)
+
+
+class PWeightCache:
+    """:func:`p_weights` of one weight, recomputed into one buffer only when the weight has changed.
+
+    The weight's identity and in-place version counter (``Tensor._version``, bumped by every in-place write, the
+    optimizer's step included) tell whether the cached tensor is current, so it is exact by construction. Transient:
+    not part of any state_dict.
+    """
+
+    def __init__(self) -> None:
+        self._key: Optional[tuple] = None
+        self._buf: Optional[Tensor] = None
+
+    def __call__(self, w: Tensor, p: float) -> Tensor:
+        if p == 2.0:
+            return w
+        key = (w.data_ptr(), w._version, w.shape, w.dtype, w.device, p)
+        if key != self._key or self._buf is None:
+            if self._buf is None or self._buf.shape != w.shape or self._buf.dtype != w.dtype \
+                    or self._buf.device != w.device:
+                self._buf = torch.empty_like(w, memory_format=torch.contiguous_format)
+            p_weights(w.detach(), p, out=self._buf)
+            self._key = key
+        return self._buf
+
+    def __deepcopy__(self, memo: dict) -> "PWeightCache":
+        return PWeightCache()  # clones start empty (a buffer shared between rule copies would be wrong)
+
+
+def p_current(view: LayerView, x: Tensor, u: Tensor, p: float, cache: Optional[PWeightCache] = None) -> Tensor:
+    """The p-metric input current :math:`I_k = \\sum_i \\mathrm{sign}(w_{ki}) |w_{ki}|^{p-1} x_i`.
+
+    ``u`` itself when it already is that current: the layer's ``current_p`` (2 for plain layers; the exponent of a
+    :class:`~hebbian.models.PMetricLinear`, whose forward computed the current) equals ``p``, so no second product.
+    """
+    if getattr(view.layer, "current_p", 2.0) == p:
         return u
     w = view.weight
-    return view.respond(x, w.sign() * w.abs().pow(p - 1.0))
+    return view.respond(x, cache(w, p) if cache is not None else p_weights(w, p))
 
 
 @register_rule(
@@ -47,7 +95,9 @@ class Krotov(LearningRule):
 
     Shapes: ``x (S, D)`` / ``(N, C, H, W)``, ``u (S, M)`` / ``(N, M, OH, OW)``; returns the weight's shape.
     For ``Linear`` layers the two non-zeros of ``g`` per sample are scattered with ``index_add`` (``O(S D)``),
-    instead of a dense ``g.T @ x`` (``O(S M D)``).
+    instead of a dense ``g.T @ x`` (``O(S M D)``), and so are the decay terms :math:`g I w_k` (only the touched rows).
+    The p-metric weights are recomputed (in place, into one buffer) only when the weight changed; with a
+    :class:`~hebbian.models.PMetricLinear` layer of the same p the layer's output already is the current.
     """
 
     def __init__(self, p: float = 2.0, k: int = 2, delta: float = 0.4, prec: float = 1e-30) -> None:
@@ -59,6 +109,7 @@ class Krotov(LearningRule):
         self.k = k
         self.delta = check_positive("delta", delta, strict=False)
         self.prec = check_positive("prec", prec)
+        self._p_weights = PWeightCache()
 
     def check_layer(self, layer: nn.Module) -> LayerView:
         view = super().check_layer(layer)
@@ -68,7 +119,7 @@ class Krotov(LearningRule):
         return view
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
-        current = p_current(view, x, u, self.p)
+        current = p_current(view, x, u, self.p, self._p_weights)
         if view.is_conv or view.groups > 1:
             g = view.per_group(rank_gates, current, k=self.k, delta=self.delta)
             return {"delta": view.correlate(x, g) - view.per_neuron(view.neuron_sum(g * current)) * view.weight}
@@ -78,11 +129,12 @@ class Krotov(LearningRule):
         top = current.topk(self.k, dim=1)
         first, kth = top.indices[:, 0], top.indices[:, self.k - 1]
         w = view.weight
-        drive = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
-        drive.index_add_(0, first, top.values[:, 0]).index_add_(0, kth, top.values[:, self.k - 1], alpha=-self.delta)
-        # ds = -drive * w (the only pass over the whole weight), then each sample's two rows scattered into it
-        ds = w * drive.neg_().unsqueeze(1)
-        return ds.index_add_(0, first, x).index_add_(0, kth, x, alpha=-self.delta)
+        # only the rows of the S winners and S rank-k units are non-zero: each sample adds g (x - I w_k) to its two
+        # rows (the gathered rows of w are S x D, no pass over the whole weight besides the zero fill)
+        ds = torch.zeros_like(w, memory_format=torch.contiguous_format)
+        ds.index_add_(0, first, x).index_add_(0, first, w[first] * top.values[:, :1], alpha=-1.0)
+        kth_value = top.values[:, self.k - 1 : self.k]
+        return ds.index_add_(0, kth, x, alpha=-self.delta).index_add_(0, kth, w[kth] * kth_value, alpha=self.delta)
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         ds = stats["delta"]

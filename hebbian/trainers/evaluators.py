@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from ignite.engine import Engine, Events, supervised_evaluation_step, supervised_evaluation_step_amp
@@ -225,6 +225,8 @@ class LinearProbeEvaluator(Engine):
             stopping / plateau and the choice of the best readout epoch. ``0`` (default) keeps pytorch-hebbian's
             behaviour of monitoring the test loader, which selects on the test set; use e.g. ``0.1`` for an
             unbiased test accuracy. Needs ``cache=True``.
+        lr_milestones: fractions ``f`` of ``epochs``; the lr is halved after epoch ``int(epochs * f)`` of each
+            (SoftHebb's probe: 0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9, i.e. epochs 10, 17, 25, 30, 35, 40, 45 of 50).
         criterion: readout loss (default cross-entropy).
         device: where features and readout live (default: the model's device).
         cache: compute the frozen features once per evaluation (``False``: recompute them every readout epoch).
@@ -254,6 +256,7 @@ class LinearProbeEvaluator(Engine):
         plateau_patience: Optional[int] = None,
         plateau_factor: float = 0.5,
         validation_fraction: float = 0.0,
+        lr_milestones: Sequence[float] = (),
         criterion: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
         device: Device = None,
         cache: bool = True,
@@ -283,6 +286,8 @@ class LinearProbeEvaluator(Engine):
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         if isinstance(validation_fraction, bool) or not 0 <= validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+        if any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in lr_milestones):
+            raise ValueError(f"lr_milestones must be fractions of the epochs in (0, 1), got {lr_milestones!r}")
         if validation_fraction > 0 and not cache:
             raise ValueError("validation_fraction needs cache=True (the split is made on the cached features)")
         super().__init__(self._evaluate)
@@ -293,6 +298,7 @@ class LinearProbeEvaluator(Engine):
         self.early_stopping_patience, self.plateau_patience = early_stopping_patience, plateau_patience
         self.plateau_factor = plateau_factor
         self.validation_fraction = float(validation_fraction)
+        self.lr_milestones = tuple(float(f) for f in lr_milestones)
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         self.device = model_device(model) if device is None else torch.device(device)
         self.cache, self.copy_back, self.seed = cache, copy_back, seed
@@ -364,6 +370,10 @@ class LinearProbeEvaluator(Engine):
         net = nn.Sequential(nn.Dropout(self.dropout), readout) if self.dropout > 0 else readout
         optimizer = torch.optim.Adam(readout.parameters(), lr=self.lr)
         trainer = SupervisedTrainer(net, optimizer, self.criterion, self.device)
+        if self.lr_milestones:  # SoftHebb's CustomStepLR: halve after epochs int(E * f)
+            steps = torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, sorted(max(1, int(self.epochs * f)) for f in self.lr_milestones), gamma=0.5)
+            trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: steps.step())
         best: Dict[str, Any] = {}
         if self.early_stopping_patience or self.plateau_patience:
             monitored = validation if validation is not None else test if test is not None else train_eval

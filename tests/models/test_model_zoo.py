@@ -155,11 +155,22 @@ def test_p_metric_readout_current():
 
 
 def test_p_metric_layer_matches_the_krotov_rule_current():
-    layer = PMetricLinear(6, 4, bias=False, p=3.0)
-    x = torch.rand(5, 6)
+    layer = PMetricLinear(6, 4, bias=False, p=3.0).double()
+    x = torch.rand(5, 6, dtype=torch.float64)
     w = layer.weight.detach()
-    expected = p_current(LayerView(layer), x, x @ w.t(), 3.0)
-    assert torch.allclose(layer(x), expected, atol=1e-6)
+    expected = x @ (torch.sign(w) * w.abs() ** 2).t()  # float64 reference: sum_i sign(w)|w|^2 x_i
+    assert torch.allclose(layer(x), expected, atol=1e-12)
+    with torch.no_grad():  # cached p-metric weights: same values, refreshed after an in-place weight change
+        assert torch.allclose(layer(x), expected, atol=1e-12)
+        layer.weight.mul_(-0.5)
+        assert torch.allclose(layer(x), -0.25 * expected, atol=1e-12)
+    # the rule reuses the layer's output as the current (same p), and computes it for a plain layer
+    u = layer(x).detach()
+    assert p_current(LayerView(layer), x, u, 3.0) is u
+    plain = nn.Linear(6, 4, bias=False).double()
+    with torch.no_grad():
+        plain.weight.copy_(layer.weight)
+    assert torch.allclose(p_current(LayerView(plain), x, x @ plain.weight.t(), 3.0), u, atol=1e-12)
 
 
 def test_recipes_give_the_published_rules_and_rates():

@@ -1,0 +1,360 @@
+"""Results generated from run folders: the tables of docs/results.md are rendered, never typed.
+
+A run folder (written by ``hebbian train``, see :mod:`hebbian.runs`) holds ``config.yaml`` and ``metrics.json``; an
+optional ``provenance.json`` (``commit``, ``command``, ``machine``, ``started``) says how it was made, and
+``probes/<protocol>.json`` holds probe results per checkpoint (written by :func:`probe_checkpoints`).
+
+Two steps::
+
+    python -m hebbian.results probe RUN --probe krotov_hopfield [--every 30] [--set epochs=100]
+    python -m hebbian.results render RUN... --template docs/results.template.md --out docs/results.md
+    hebbian results RUN... --template docs/results.template.md --out docs/results.md   # the same render
+
+The template is Markdown with directive lines, each replaced by a generated block:
+
+* ``<!-- runs: NAME NAME... -->``: one table row per run folder (by folder name): settings, accuracies, times,
+  commit, machine; and under the table the exact command of each row;
+* ``<!-- curve: NAME PROTOCOL -->``: the probe's accuracies over the checkpoints of run ``NAME``.
+
+A directive naming a run folder that was not given is an error (no silently missing rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import yaml
+
+from hebbian.errors import UsageError
+
+PathLike = Union[str, Path]
+DIRECTIVE = re.compile(r"^<!--\s*(runs|curve):\s*(.*?)\s*-->\s*$")
+
+
+class ResultsError(UsageError):
+    """A run folder or template that cannot be rendered (one line, naming the file or directive)."""
+
+
+@dataclass
+class RunRecord:
+    """What a run folder says about its run."""
+
+    path: Path
+    config: Dict[str, Any]
+    metrics: Dict[str, Any]
+    provenance: Dict[str, Any] = field(default_factory=dict)
+    probes: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read {str(path)!r}: {' '.join(str(err).split())}") from None
+
+
+def read_run(path: PathLike) -> RunRecord:
+    """Read a run folder. Needs ``config.yaml``; ``metrics.json`` is optional (a run still training has none)."""
+    run = Path(path)
+    if not (run / "config.yaml").is_file():
+        raise ResultsError(f"{str(run)!r} is not a run folder (no config.yaml)")
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ResultsError(f"cannot read {str(run / 'config.yaml')!r}: {' '.join(str(err).split())}") from None
+    metrics = _read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    provenance = _read_json(run / "provenance.json") if (run / "provenance.json").is_file() else {}
+    probes = {p.stem: _read_json(p) for p in sorted((run / "probes").glob("*.json"))} if (run / "probes").is_dir() \
+        else {}
+    return RunRecord(run, config, metrics, provenance, probes)
+
+
+# ---------------------------------------------------------------------------------------------- probing checkpoints
+def checkpoint_epochs(run_dir: Path, iterations_per_epoch: int) -> Dict[int, Path]:
+    """``{epoch: file}`` of ``RUN/checkpoints/checkpoint_<iteration>.pt`` (epoch = iteration / iterations per epoch)."""
+    found: Dict[int, Path] = {}
+    for f in (run_dir / "checkpoints").glob("*.pt"):
+        match = re.search(r"_(\d+)\.pt$", f.name)
+        if match:
+            found[-(-int(match.group(1)) // iterations_per_epoch)] = f
+    return dict(sorted(found.items()))
+
+
+def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, Any]] = None, *,
+                      every: Optional[int] = None, epochs: Optional[Sequence[int]] = None,
+                      overrides: Sequence = (), tag: str = "", control: bool = False,
+                      log: Any = print) -> List[Dict[str, Any]]:
+    """Run the probe protocol ``probe`` on checkpoints of ``run``; appends to ``RUN/probes/<probe>[-<tag>].json``.
+
+    Each entry: ``epoch``, ``checkpoint``, the probe's metrics, ``seconds``, ``params``, ``overrides``. Checkpoints
+    already in the file (same epoch, params and overrides) are skipped, so an interrupted call continues.
+
+    Args:
+        every: probe only epochs divisible by ``every`` (and the last checkpoint); ``epochs``: only these epochs.
+        overrides: config overrides used to rebuild the model (e.g. ``[("model.options.readout_current", "dot")]``).
+        tag: suffix of the output file, to keep probes of differently rebuilt models apart.
+        control: also probe the untrained model (the run's config and seed, so its initial weights), as epoch 0.
+    """
+    from hebbian.probes import create_probe
+    from hebbian.runs import load_run
+
+    run_dir = Path(run)
+    record = read_run(run_dir)
+    params = dict(params or {})
+    overrides = [list(o) for o in overrides]
+    if tag and not re.fullmatch(r"[A-Za-z0-9_.]+", tag):
+        raise ResultsError(f"tag must be letters, digits, '_' or '.', got {tag!r}")
+    batch = record.config["data"]["batch_size"]
+    exp, _, _ = load_run(run_dir, [tuple(o) for o in overrides])
+    per_epoch = -(-len(exp.data.train) // batch)
+    found = checkpoint_epochs(run_dir, per_epoch)
+    if not found:
+        raise ResultsError(f"{str(run_dir)!r} has no checkpoints")
+    last = max(found)
+    chosen = [e for e in found if (epochs is None or e in epochs) and (every is None or e % every == 0 or e == last)]
+    if control:
+        chosen = [0] + chosen
+    out = run_dir / "probes" / f"{probe}{'-' + tag if tag else ''}.json"
+    entries: List[Dict[str, Any]] = _read_json(out) if out.is_file() else []
+
+    def key(epoch: int, p: Mapping[str, Any], o: Sequence) -> str:
+        return json.dumps([epoch, p, o], sort_keys=True)
+
+    done = {key(e["epoch"], e["params"], e.get("overrides", [])) for e in entries}
+    out.parent.mkdir(exist_ok=True)
+    for epoch in chosen:
+        if key(epoch, params, overrides) in done:
+            continue
+        if epoch == 0:  # the control: same config and seed, untrained
+            from hebbian.config import resolve_config
+            from hebbian.experiment import Experiment
+
+            exp, ckpt = Experiment(resolve_config(run_dir / "config.yaml", [tuple(o) for o in overrides])), \
+                Path("untrained (control)")
+        else:
+            exp, _, ckpt = load_run(found[epoch], [tuple(o) for o in overrides])
+        start = time.perf_counter()
+        engine = create_probe(probe, exp.model, seed=record.config.get("seed", 0), device=exp.device, **params)
+        metrics = engine.run(exp.eval_loader(exp.data.train), exp.eval_loader(exp.data.test))
+        entry = {"epoch": epoch, "checkpoint": ckpt.name, **{k: _plain(v) for k, v in metrics.items()},
+                 "seconds": round(time.perf_counter() - start, 1), "params": params, "overrides": overrides}
+        history = [{k: v for k, v in h.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                   for h in getattr(engine, "history", None) or [] if isinstance(h, Mapping)]
+        if any(history):
+            entry["candidates"] = history  # e.g. every beta's validation accuracy
+        entries.append(entry)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        log(f"{run_dir.name} epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
+                                                          if k.endswith("accuracy")))
+    return entries
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.2f}%"
+
+
+def _minutes(seconds: Any) -> str:
+    if seconds is None:
+        return "–"
+    seconds = float(seconds)
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.2f} h"
+
+
+def settings(config: Mapping[str, Any]) -> str:
+    """One cell summarising what was run: model, width, rule and its parameters, epochs, batch, data limit."""
+    model, rule, train, data = config.get("model", {}), config.get("rule", {}), config.get("train", {}), \
+        config.get("data", {})
+    params = ", ".join(f"{k}={v}" for k, v in (rule.get("params") or {}).items())
+    parts = [f"{model.get('name')} ×{model.get('width')}", f"{rule.get('name')}({params})" if params else
+             str(rule.get("name")), f"{train.get('epochs')} epochs, batch {data.get('batch_size')}, "
+             f"lr {train.get('lr')} {train.get('schedule') or ''}".rstrip()]
+    if data.get("train_limit"):
+        parts.append(f"first {data['train_limit']} images")
+    return "; ".join(parts)
+
+
+def final_probe(record: RunRecord, protocol: str) -> Optional[Dict[str, Any]]:
+    """The probe entry of the run's last probed checkpoint."""
+    entries = record.probes.get(protocol) or []
+    return max(entries, key=lambda e: e["epoch"]) if entries else None
+
+
+def runs_table(records: Sequence[RunRecord]) -> str:
+    """Markdown table, one row per run, and the exact command of each row under it."""
+    head = ("| run | what was run | train images | result (test accuracy) | train time | wall time | commit |\n"
+            "|---|---|---:|---|---:|---:|---|")
+    rows, commands = [head], []
+    for r in records:
+        m = r.metrics
+        results = [f"{k.replace('_accuracy', '').replace('_', ' ')} **{_pct(v)}**" for k, v in m.items()
+                   if k.endswith("test_accuracy")]
+        for protocol, entries in sorted(r.probes.items()):
+            last = final_probe(r, protocol)
+            if last and last["epoch"] and "test_accuracy" in last:
+                control = [e for e in entries if e["epoch"] == 0 and "test_accuracy" in e]
+                results.append(f"{protocol} (epoch {last['epoch']}) **{_pct(last['test_accuracy'])}**" + (
+                    f" (untrained control {_pct(control[-1]['test_accuracy'])})" if control else ""))
+        status = "" if m else " (no metrics.json: not finished)"
+        commit = str(r.provenance.get("commit", "–"))[:7]
+        rows.append(f"| `{r.name}`{status} | {settings(r.config)} | {m.get('train_images', '–')} | "
+                    f"{'; '.join(results) or '–'} | {_minutes(m.get('train_seconds'))} | "
+                    f"{_minutes(m.get('wall_seconds'))} | {commit} |")
+        command = r.provenance.get("command", "(no provenance.json)")
+        machine = r.provenance.get("machine")
+        commands.append(f"- `{r.name}`: `{command}`" + (f" ({machine})" if machine else ""))
+    return "\n".join(rows) + "\n\nCommands:\n\n" + "\n".join(commands)
+
+
+def curve_table(record: RunRecord, protocol: str) -> str:
+    """The probe's accuracies at every probed checkpoint of one run."""
+    entries = sorted(record.probes.get(protocol) or [], key=lambda e: e["epoch"])
+    if not entries:
+        raise ResultsError(f"run {record.name!r} has no probes/{protocol}.json (run `python -m hebbian.results probe`)")
+    lines = ["| epoch | train acc. | validation acc. | test acc. | choice on the validation split | probe time |",
+             "|---:|---:|---:|---:|---|---:|"]
+    for e in entries:
+        lines.append(f"| {e['epoch'] or '0 (untrained control)'} | {_pct(e.get('train_accuracy'))} | "
+                     f"{_pct(e.get('val_accuracy'))} | {_pct(e.get('test_accuracy'))} | {_choice(e)} | "
+                     f"{e.get('seconds', 0):.0f} s |")
+    params, overrides = entries[-1].get("params") or {}, entries[-1].get("overrides") or []
+    args = [f"--set {shlex.quote(k + '=' + json.dumps(v).replace(' ', ''))}" for k, v in params.items()]
+    args += [f"--config {k}={v}" for k, v in overrides]
+    name, _, tag = protocol.partition("-")
+    args += [f"--tag {tag}"] if tag else []
+    args += ["--control"] if any(e["epoch"] == 0 for e in entries) else []
+    probed = [e["epoch"] for e in entries if e["epoch"]]
+    args += [f"--epochs {','.join(map(str, probed))}"] if probed else []
+    return "\n".join(lines) + (f"\n\nProbe command: `python -m hebbian.results probe runs/{record.name} --probe "
+                               f"{name}{' ' + ' '.join(args) if args else ''}`")
+
+
+def _choice(entry: Mapping[str, Any]) -> str:
+    """What the protocol chose (e.g. ``beta 10 at readout epoch 28``) and every candidate's validation accuracy."""
+    chosen = ", ".join(f"{k.replace('_', ' ')} {entry[k]:g}" for k in ("beta", "l2", "readout_epoch") if k in entry)
+    candidates = entry.get("candidates") or []
+    if len(candidates) > 1:
+        chosen += " (" + ", ".join(f"{next((f'{k} {c[k]:g}' for k in ('beta', 'l2') if k in c), '?')}: "
+                                   f"{_pct(c.get('val_accuracy'))}" for c in candidates) + ")"
+    return chosen or "–"
+
+
+def render(template: str, records: Sequence[RunRecord], source: str = "") -> str:
+    """Replace every directive line of ``template`` by its generated block."""
+    by_name = {r.name: r for r in records}
+
+    def get(name: str, line: int) -> RunRecord:
+        if name not in by_name:
+            raise ResultsError(f"template line {line}: run folder {name!r} was not given (have: "
+                               f"{', '.join(sorted(by_name)) or 'none'})")
+        return by_name[name]
+
+    out = []
+    for i, line in enumerate(template.splitlines(), 1):
+        match = DIRECTIVE.match(line.strip())
+        if not match:
+            out.append(line)
+            continue
+        kind, args = match.group(1), match.group(2).split()
+        if kind == "runs":
+            out.append(runs_table([get(a, i) for a in args]))
+        else:
+            if len(args) != 2:
+                raise ResultsError(f"template line {i}: 'curve:' takes a run name and a probe protocol, got {args}")
+            out.append(curve_table(get(args[0], i), args[1]))
+    header = f"<!-- generated by {source or 'hebbian.results'}; edit the template, not this file -->\n"
+    return header + "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def add_render_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--template", default=None, help="Markdown template with <!-- runs: ... --> / <!-- curve: ... -->"
+                   " directives (default: one table of all runs)")
+    p.add_argument("--out", default=None, help="write here (default: print)")
+
+
+def render_command(args: argparse.Namespace) -> int:
+    records = [read_run(r) for r in args.runs]
+    if args.template:
+        template = Path(args.template).read_text(encoding="utf-8")
+        text = render(template, records, f"hebbian results ... --template {args.template}")
+    else:
+        text = runs_table(records) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hebbian.results", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("render", help="render tables from run folders")
+    add_render_arguments(p)
+    p.set_defaults(func=render_command)
+    p = sub.add_parser("probe", help="run a probe protocol on a run's checkpoints (RUN/probes/PROTOCOL.json)")
+    p.add_argument("run")
+    p.add_argument("--probe", required=True, help="probe protocol (hebbian.probes.list_probes())")
+    p.add_argument("--every", type=int, default=None, help="only epochs divisible by this (and the last)")
+    p.add_argument("--epochs", default=None, help="only these epochs, comma-separated")
+    p.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                   help="probe parameter (JSON value), repeatable")
+    p.add_argument("--config", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="run-config override used to rebuild the model, repeatable")
+    p.add_argument("--tag", default="", help="output file suffix: RUN/probes/PROTOCOL-TAG.json")
+    p.add_argument("--control", action="store_true", help="also probe the untrained model (epoch 0)")
+    p.set_defaults(func=_probe_command)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ResultsError as err:
+        print(f"hebbian.results: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _pairs(items: Sequence[str]) -> Dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ResultsError(f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key] = _parse_value(value)
+    return out
+
+
+def _probe_command(args: argparse.Namespace) -> int:
+    epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+    probe_checkpoints(args.run, args.probe, _pairs(args.params), every=args.every, epochs=epochs,
+                      overrides=list(_pairs(args.overrides).items()), tag=args.tag, control=args.control)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
