@@ -29,12 +29,12 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 from ignite.engine import Engine, Events
 from torch import Tensor, nn
-from torch.utils.data import TensorDataset
 
 from hebbian.data.splits import stratified_indices
 from hebbian.probes.registry import register_probe
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
-from hebbian.trainers.evaluators import frozen_features, model_device
+from hebbian.probes.probe import model_features
+from hebbian.trainers.evaluators import model_device
 
 DEFAULT_BETA_GRID = (1.0, 3.0, 10.0, 30.0)
 
@@ -133,14 +133,7 @@ class KrotovHopfieldProbe(Engine):
 
     def repu_features(self, loader: Iterable) -> Tuple[Tensor, Tensor]:
         """:math:`\\max(h, 0)^n` of the frozen hidden currents ``h`` of ``loader``, and the labels."""
-        frozen = self.model[: hidden_cut(self.model)]
-        was_training = self.model.training
-        frozen.eval()
-        try:
-            out = frozen_features(frozen, loader, model_device(self.model), self.prepare_batch)
-        finally:
-            self.model.train(was_training)
-        h, y = out.tensors
+        h, y = model_features(self.model, hidden_cut(self.model), loader, self.prepare_batch).tensors
         return h.flatten(1).to(self.device, torch.float32).relu_().pow_(self.n), y.to(self.device)  # in place: S x M
 
     def predict(self, a: Tensor) -> Tensor:

@@ -21,6 +21,19 @@ from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 from hebbian.trainers.evaluators import frozen_features, model_device
 
 
+def model_features(model: nn.Sequential, cut: int, loader: Iterable, prepare_batch: Callable = default_prepare_batch
+                   ) -> TensorDataset:
+    """``TensorDataset(model[:cut](x), y)`` over ``loader``, computed in eval mode without gradients on the model's
+    device (the model's train/eval mode is restored afterwards)."""
+    frozen = model[:cut]
+    was_training = model.training
+    frozen.eval()
+    try:
+        return frozen_features(frozen, loader, model_device(model), prepare_batch)
+    finally:
+        model.train(was_training)
+
+
 class LogisticProbe(Engine):
     """Linear-probe accuracy of the features of ``model[:supervised_from]``, independent of their scale.
 
@@ -98,14 +111,7 @@ class LogisticProbe(Engine):
 
     def features(self, loader: Iterable) -> TensorDataset:
         """The frozen features of ``loader`` (``model[:supervised_from]`` in eval mode), on the probe's device."""
-        frozen = self.model[: self.supervised_from]
-        was_training = self.model.training
-        frozen.eval()
-        try:
-            out = frozen_features(frozen, loader, model_device(self.model), self.prepare_batch)
-        finally:
-            self.model.train(was_training)
-        x, y = out.tensors
+        x, y = model_features(self.model, self.supervised_from, loader, self.prepare_batch).tensors
         return TensorDataset(x.flatten(1).to(self.device, torch.float64), y.to(self.device))
 
     # ------------------------------------------------------------------ one evaluation

@@ -245,8 +245,8 @@ def _error(capsys, argv) -> str:
     (["train", "no_such_config"], ["neither a file nor a packaged config", "compare_digits"]),
     (["evaluate", "/no/such/run"], ["does not exist"]),
     # issue 10: once tracebacks or silently accepted
-    (["train", "compare_digits", "--width", "1e-4"], ["rule.params", "linear1", "at least k output units, got 1"]),
-    (["train", "compare_digits", "--set", "rule.params.k=101"], ["rule.params", "k=101", "at least k output units"]),
+    (["train", "compare_digits", "--width", "1e-4"], ["rule.params", "linear1", "at least k competing units, got 1"]),
+    (["train", "compare_digits", "--set", "rule.params.k=101"], ["rule.params", "k=101", "at least k competing units"]),
     (["train", "compare_digits", "--width", "1e6"], ["model.width", "GiB", "this machine has"]),
     (["train", "compare_digits", "--device", "cuda:abc"], ["device", "'cuda:N'", "cuda:abc"]),
     (["train", "compare_digits", "--lr", "0"], ["train.lr", "> 0"]),
