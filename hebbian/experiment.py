@@ -350,8 +350,10 @@ class Experiment:
         self.model = build_model(cfg, self.data.info).to(self.device)
         self.layers = hebbian_layer_names(self.model)
         initialise(cfg, self.model, self.layers)
-        modules = dict(self.model.named_modules())
-        self.initial_weights = {n: modules[n].weight.detach().clone() for n in self.layers}
+        from hebbian.models.discovery import site_weight
+
+        self.weights = {n: site_weight(self.model, n) for n in self.layers}  # the Hebbian weights by site name
+        self.initial_weights = {n: w.detach().clone() for n, w in self.weights.items()}
         self.probe_handlers: List[Any] = []  # (probe engine, tag) -> None, called for every probe run
         self._probe_tag = "probe"
         generator = torch.Generator().manual_seed(cfg["seed"])
@@ -475,39 +477,40 @@ class Experiment:
     def control(self) -> Dict[str, Any]:
         """The method's control: the probe of the model with its initial (untrained) Hebbian weights, as
         ``control_probe_*`` keys. The model's current weights are restored afterwards."""
-        modules = dict(self.model.named_modules())
-        current = {name: modules[name].weight.detach().clone() for name in self.layers}
+        current = {name: w.detach().clone() for name, w in self.weights.items()}
         try:
             with torch.no_grad():
                 for name, weight in self.initial_weights.items():
-                    modules[name].weight.copy_(weight)
+                    self.weights[name].copy_(weight)
             self._probe_tag = "control_probe"
             metrics = self.probe()
         finally:
             self._probe_tag = "probe"
             with torch.no_grad():
                 for name, weight in current.items():
-                    modules[name].weight.copy_(weight)
+                    self.weights[name].copy_(weight)
         return {f"control_{k}": v for k, v in metrics.items()}
 
     def weight_change(self) -> Dict[str, float]:
         r"""Median over units of :math:`\lVert w_k - w_k^0\rVert / \lVert w_k^0\rVert` per Hebbian layer (its
         initial weights :math:`w^0`)."""
-        modules = dict(self.model.named_modules())
         out = {}
         for name, w0 in self.initial_weights.items():
             before = w0.flatten(1).double()
-            after = modules[name].weight.detach().flatten(1).double()
+            after = self.weights[name].detach().flatten(1).double()
             change = (after - before).norm(dim=1) / before.norm(dim=1).clamp_min(1e-30)
             out[name] = float(change.median())
         return out
 
-    def dead_units(self) -> float:
+    def dead_units(self) -> Optional[float]:
         """Share of the first Hebbian layer's units that never win (competitive rules: never the largest drive) or
-        never fire (other methods: drive never above 0) on the training set."""
+        never fire (other methods: drive never above 0) on the training set; ``None`` where the first Hebbian weight
+        is not an ``nn.Linear`` / ``nn.Conv2d`` module's (e.g. an attention projection): not measured."""
         from hebbian.visualizers.activations import COMPETITIVE_RULES, ActivationRecorder, dead_fraction
 
-        layer = dict(self.model.named_modules())[self.layers[0]]
+        layer = dict(self.model.named_modules()).get(self.layers[0])
+        if type(layer) not in (nn.Linear, nn.Conv2d):
+            return None
         recorder = ActivationRecorder({self.layers[0]: layer})
         alive = wins = None
         try:
@@ -539,4 +542,4 @@ class Experiment:
 
     def first_layer_weight(self) -> torch.Tensor:
         """The weight of the first Hebbian layer (what filter plots show), on the CPU."""
-        return dict(self.model.named_modules())[self.layers[0]].weight.detach().cpu()
+        return self.weights[self.layers[0]].detach().cpu()

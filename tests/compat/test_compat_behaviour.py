@@ -65,16 +65,19 @@ def test_a_subclass_overriding_update_trains_with_its_own_update():
 
 
 def test_complete_forward_runs_the_layers_after_the_last_hebbian_one():
-    def running_mean_after(complete_forward: bool) -> torch.Tensor:
+    def running_mean_after(complete_forward: bool, batches: int) -> torch.Tensor:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 3, bias=False), nn.BatchNorm1d(3), nn.Linear(3, 2))
         trainer = HebbianTrainer(model, KrotovsRule(), Local(model.named_parameters(), lr=0.1),
                                  complete_forward=complete_forward)
-        trainer.run(DataLoader(TensorDataset(torch.rand(8, 4), torch.zeros(8)), batch_size=4), epochs=1)
-        return model[1].running_mean
+        data = TensorDataset(torch.rand(4 * batches, 4), torch.zeros(4 * batches))
+        trainer.run(DataLoader(data, batch_size=4), epochs=1)
+        return model[1].running_mean.clone()
 
-    assert torch.equal(running_mean_after(False), torch.zeros(3))  # the forward pass stops after layer 0
-    assert not torch.equal(running_mean_after(True), torch.zeros(3))
+    # the first batch runs the whole forward (it counts every weight's uses); later ones stop after layer 0 unless
+    # complete_forward is set
+    assert torch.equal(running_mean_after(False, 2), running_mean_after(False, 1))
+    assert not torch.equal(running_mean_after(True, 2), running_mean_after(True, 1))
 
 
 def test_differences_are_warned_once():
