@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hebbian",
         description="Train, compare, evaluate and visualize Hebbian learning rules (PyTorch + Ignite).",
         epilog="Run 'hebbian compare' for the default job: every rule against its untrained control on the bundled "
-               "digits data, 3 seeds, about a minute and a half on a CPU. Configs: 'hebbian list configs'.",
+               "digits data, 3 seeds, about a minute on a CPU. Configs: 'hebbian list configs'.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
