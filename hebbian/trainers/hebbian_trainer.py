@@ -81,12 +81,18 @@ def hebbian_training_step(
     """
     capture = LayerCapture(bindings)
     guard = guard or NonFiniteGuard(bindings)
+    bound = {id(b.weight) for b in bindings}
+    # parameters the optimizer holds besides the bound weights (e.g. a readout after a supervised phase): a stale
+    # gradient there must not move them at optimizer.step()
+    foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in bound]
 
     def update(engine: Engine, batch: Any) -> Dict[str, Tensor]:
         active = [b for b in bindings if b.enabled]
         for b in bindings:
             if not b.enabled:
                 b.weight.grad = None
+        for p in foreign:
+            p.grad = None
         if not active:
             return {}
         model.train()

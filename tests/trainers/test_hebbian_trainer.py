@@ -345,3 +345,17 @@ def test_unknown_freeze_name_and_nothing_bound():
         HebbianTrainer(model, {"nothing*": Oja()}, Local(model.parameters()))
     with pytest.raises(ValueError, match="greedy_epochs"):
         HebbianTrainer(model, Oja(), Local(model.parameters()), greedy_epochs=0)
+
+
+def test_only_the_bound_weights_move_although_the_optimizer_holds_every_parameter():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4, bias=False), nn.ReLU(), nn.Linear(4, 2))
+    readout = [p.detach().clone() for p in model[2].parameters()]
+    for p in model[2].parameters():  # a stale gradient, e.g. from an earlier supervised phase
+        p.grad = torch.ones_like(p)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    trainer = HebbianTrainer(model, create("oja"), optimizer)
+    before = model[0].weight.detach().clone()
+    trainer.run([(torch.rand(8, 6), torch.zeros(8, dtype=torch.long))] * 3, max_epochs=1)
+    assert all(torch.equal(p, q) for p, q in zip(model[2].parameters(), readout))
+    assert not torch.equal(model[0].weight, before)
