@@ -123,7 +123,18 @@ class NumActivationsScalarHandler(_OutputHooks):
             logger.writer.add_scalar(f"{_prefix(self.tag)}num_activations_mean/{name}", value, step)
 
 
-class ActivationsScalarHandler(_OutputHooks):
+class _LastOutputs(_OutputHooks):
+    """Keeps each named layer's last output in ``activations``."""
+
+    def __init__(self, model: nn.Module, layer_names: Optional[List[str]], tag: Optional[str]) -> None:
+        self.activations: Dict[str, Tensor] = {}
+        super().__init__(model, layer_names, tag)
+
+    def _record(self, layer_name: str, output: Tensor) -> None:
+        self.activations[layer_name] = output
+
+
+class ActivationsScalarHandler(_LastOutputs):
     """Logs ``reduction(output)`` of each named layer's last output (tag ``activations_<reduction>/<layer>``)."""
 
     def __init__(self, model: nn.Module, reduction: Callable = torch.mean, layer_names: Optional[List[str]] = None,
@@ -131,11 +142,7 @@ class ActivationsScalarHandler(_OutputHooks):
         if not callable(reduction):
             raise TypeError(f"reduction must be callable, got {type(reduction).__name__}")
         self.reduction = reduction
-        self.activations: Dict[str, Tensor] = {}
         super().__init__(model, layer_names, tag)
-
-    def _record(self, layer_name: str, output: Tensor) -> None:
-        self.activations[layer_name] = output
 
     def __call__(self, engine: Engine, logger: TensorboardLogger, event_name: Any) -> None:
         _check_logger(self, logger)
@@ -146,15 +153,11 @@ class ActivationsScalarHandler(_OutputHooks):
                                      self.reduction(output.float()), step)
 
 
-class ActivationsHistHandler(_OutputHooks):
+class ActivationsHistHandler(_LastOutputs):
     """Logs a histogram of each named layer's last output (tag ``activations/<layer>``)."""
 
     def __init__(self, model: nn.Module, layer_names: Optional[List[str]] = None, tag: Optional[str] = None) -> None:
-        self.activations: Dict[str, Tensor] = {}
         super().__init__(model, layer_names, tag)
-
-    def _record(self, layer_name: str, output: Tensor) -> None:
-        self.activations[layer_name] = output
 
     def __call__(self, engine: Engine, logger: TensorboardLogger, event_name: Any) -> None:
         _check_logger(self, logger)
