@@ -5,6 +5,11 @@
   layer, backward, sign combination, step. The ViT (no published recipe) has every ``Linear``/``Conv`` of its body
   and the packed q/k/v projections Hebbian (``GHL()``, ``hebbian_layers="conv+linear"``), captured by weight.
 * **backprop**: Ignite's ``create_supervised_trainer`` with the same optimizer groups and cross-entropy.
+* **kernel floor**: the backprop step plus the Hebbian correlations alone (:meth:`LayerView.correlate` of every
+  recorded use of every Hebbian weight, with a post-synaptic factor of ``u``'s shape and layout), each repetition's
+  two times added. GHL needs at least these two products, so no implementation built on the same PyTorch kernels
+  can be faster; the issue's FLOP bound (docs/performance.md) assumes the correlation runs as fast per FLOP as the
+  forward convolution, which the weight-gradient kernels do not on every CPU.
 
 Both engines run ``steps`` iterations over the same batch per repetition (Ignite overhead included for both).
 """
@@ -19,9 +24,11 @@ from ignite.engine import Engine, create_supervised_trainer
 from torch import nn
 
 from benchmarks.report import Config, Row, time_row
-from benchmarks.timing import interleaved
+from benchmarks.timing import Timings, interleaved
 from hebbian.models import create_model
 from hebbian.rules import GHL
+from hebbian.rules.layers import post_synaptic_format
+from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.ghl import GHLTrainer, ghl_param_groups, select_hebbian_layers
 
 #: model name -> (create_model kwargs, (lr_conv, wd_conv, lr)) as in GHL's README (the ViT's rates as DeepHebb's)
@@ -68,6 +75,30 @@ def runner(engine: Engine, data: list) -> Callable[[], None]:
     return lambda: engine.run(data, max_epochs=1)
 
 
+def correlations(trainer: GHLTrainer, x: torch.Tensor) -> Callable[[], None]:
+    """The Hebbian correlations of one batch alone: ``correlate(x, y)`` for every recorded use of every Hebbian weight,
+    with ``y`` shaped and laid out as the rules' post-synaptic factors (the values do not change the cost)."""
+    capture = LayerCapture(trainer.bindings)
+    try:
+        with torch.no_grad(), capture.record({b.name for b in trainer.bindings}) as records:
+            trainer.model(x)
+        work = []
+        for b in trainer.bindings:
+            for use in records[b.name]:
+                view = b.view.for_call(use.geometry, use.bias, use.exact)
+                px, u = view.prepare(use.x, use.u)
+                work.append((view, px, u.contiguous(memory_format=post_synaptic_format(u))))
+    finally:
+        capture.remove()
+    return lambda: [view.correlate(px, y) for view, px, y in work]
+
+
+def with_floor(t: Timings) -> Timings:
+    """Adds the variant ``floor``: each repetition's backprop time plus its correlations time."""
+    t.runs["floor"] = [a + b for a, b in zip(t.runs["backprop"], t.runs["correlations"])]
+    return t
+
+
 def run(cfg: Config) -> List[Row]:
     width = 0.05 if cfg.quick else 1.0
     batch = 8 if cfg.quick else 64
@@ -76,7 +107,13 @@ def run(cfg: Config) -> List[Row]:
     rows = []
     for name in MODELS:
         ghl, bp = engines(name, width, cfg.device)
-        t = interleaved({"ghl": runner(ghl, data), "backprop": runner(bp, data)}, cfg.device, reps=cfg.reps)
+        corr = correlations(ghl, data[0][0])
+        t = with_floor(interleaved({"ghl": runner(ghl, data), "backprop": runner(bp, data),
+                                    "correlations": lambda: [corr() for _ in range(steps)]}, cfg.device, reps=cfg.reps))
         what = f"width {width}, batch {batch}, 32x32 random, {steps} step(s) per repetition"
         rows.append(time_row(f"GHL step vs backprop ({name})", t, "ghl", "backprop", TARGET, what))
+        rows.append(time_row(f"GHL kernel floor vs backprop ({name})", t, "floor", "backprop", None,
+                             "backprop + the Hebbian correlations alone, same kernels"))
+        rows.append(time_row(f"GHL step vs kernel floor ({name})", t, "ghl", "floor", None,
+                             "the rest: soft-WTA, sign combination, capture"))
     return rows

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import conv, krotov  # noqa: E402
+from benchmarks import conv, ghl, krotov  # noqa: E402
 from benchmarks.report import Config, Row, format_table  # noqa: E402
 from benchmarks.timing import interleaved, peak_rss_delta  # noqa: E402
 
@@ -24,7 +24,7 @@ EXPECTED_ROWS = [
     "Krotov FC epoch vs dense", "Krotov FC epoch vs floor", "Krotov FC published setting vs floor",
     "Krotov FC published setting, p-current layer vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
     "Conv SoftHebb update peak memory", "GHL step vs backprop (deephebb)", "GHL step vs backprop (fasthebb)",
-    "GHL step vs backprop (vit)",
+    "GHL step vs backprop (vit)", "GHL kernel floor vs backprop (deephebb)", "GHL step vs kernel floor (fasthebb)",
     "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
 ]
 
@@ -84,3 +84,28 @@ def test_unfold_reference_equals_the_softhebb_rule():
 def test_peak_rss_delta_sees_an_allocation():
     grown = peak_rss_delta("t = torch.ones(16 * 2**20 // 4)", "import torch")
     assert 15 * 2**20 <= grown <= 40 * 2**20
+
+
+def test_ghl_kernel_floor_times_one_correlation_per_hebbian_weight_with_the_weights_shape():
+    trainer, _ = ghl.engines("deephebb", 0.05, torch.device("cpu"))
+    x = ghl.batches(1, 4, torch.device("cpu"))[0][0]
+    results = ghl.correlations(trainer, x)()
+    weights = [b.weight for b in trainer.bindings]
+    assert len(results) == len(weights) == 3
+    assert [r.shape for r in results] == [w.shape for w in weights]
+    # each correlation with y = u is conv2d_weight(x, W, u) of the layer's own input and output
+    seen = {}
+    def keep(name):
+        def hook(module, inputs, output):
+            seen[name] = (inputs[0], output)
+        return hook
+
+    hooks = [getattr(trainer.model, n).register_forward_hook(keep(n)) for n in ("conv1", "conv2", "conv3")]
+    with torch.no_grad():
+        trainer.model(x)
+    for h in hooks:
+        h.remove()
+    for name, result in zip(("conv1", "conv2", "conv3"), results):
+        conv, (inp, out) = getattr(trainer.model, name), seen[name]
+        expected = torch.nn.grad.conv2d_weight(inp, conv.weight.shape, out, padding=conv.padding)
+        torch.testing.assert_close(result, expected, rtol=1e-4, atol=1e-3 * expected.abs().max().item())
