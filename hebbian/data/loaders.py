@@ -9,10 +9,41 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, TensorDataset
 
 
-class _GatherDataset(Dataset):
-    """A ``TensorDataset`` whose batch fetch (``__getitems__``) is one tensor gather per tensor."""
+class TensorRows(Dataset):
+    """The rows ``rows`` of a ``TensorDataset``, in that order, gathered only when a batch is fetched.
 
-    def __init__(self, dataset: TensorDataset) -> None:
+    What ``TensorDataset(*(t[rows] for t in dataset.tensors))`` holds, without copying it: a split of a large feature
+    cache (e.g. 60,000 x 57,600 floats, 13.8 GB) costs no second copy.
+    """
+
+    def __init__(self, dataset: TensorDataset, rows: Tensor) -> None:
+        if not isinstance(dataset, TensorDataset) or not dataset.tensors:
+            raise TypeError(f"dataset must be a non-empty TensorDataset, got {type(dataset).__name__}")
+        if not isinstance(rows, Tensor) or rows.dim() != 1 or rows.dtype != torch.long:
+            raise TypeError("rows must be a 1-d tensor of int64 row indices")
+        self.source = dataset.tensors
+        self.rows = rows.to(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.source[0].device
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: Any) -> Tuple[Tensor, ...]:
+        return tuple(t[self.rows[index]] for t in self.source)
+
+    def gather(self, indices: Tensor) -> Tuple[Tensor, ...]:
+        """The rows at positions ``indices`` of this view: one ``index_select`` per tensor."""
+        rows = self.rows.index_select(0, indices.to(self.device))
+        return tuple(t.index_select(0, rows) for t in self.source)
+
+
+class _GatherDataset(Dataset):
+    """A ``TensorDataset`` (or :class:`TensorRows`) whose batch fetch (``__getitems__``) is one gather per tensor."""
+
+    def __init__(self, dataset: Union[TensorDataset, TensorRows]) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -22,6 +53,8 @@ class _GatherDataset(Dataset):
         return self.dataset[index]
 
     def __getitems__(self, indices: Union[Tensor, Sequence[int]]) -> Tuple[Tensor, ...]:
+        if isinstance(self.dataset, TensorRows):
+            return self.dataset.gather(indices if isinstance(indices, Tensor) else torch.as_tensor(list(indices)))
         tensors = getattr(self.dataset, "tensors", None)
         if isinstance(indices, Tensor) and tensors is not None:  # one index_select per tensor, no Python ints
             return tuple(t.index_select(0, indices.to(t.device)) for t in tensors)
@@ -131,7 +164,7 @@ def _as_list(batch: Any) -> List[Tensor]:
 
 
 def in_memory_loader(
-    dataset: TensorDataset,
+    dataset: Union[TensorDataset, TensorRows],
     batch_size: int,
     *,
     shuffle: bool = True,
@@ -155,6 +188,9 @@ def in_memory_loader(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    device = dataset.tensors[0].device if isinstance(dataset, TensorDataset) and dataset.tensors else None
+    if isinstance(dataset, TensorRows):
+        device: Optional[torch.device] = dataset.device
+    else:
+        device = dataset.tensors[0].device if isinstance(dataset, TensorDataset) and dataset.tensors else None
     sampler = _IndexBatchSampler(len(dataset), batch_size, drop_last, shuffle, generator, device, num_replicas, rank)
     return DataLoader(_GatherDataset(dataset), batch_sampler=sampler, collate_fn=_as_list)

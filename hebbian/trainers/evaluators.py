@@ -20,7 +20,7 @@ from ignite.metrics import Accuracy, Loss, Metric
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from hebbian.data.loaders import in_memory_loader
+from hebbian.data.loaders import TensorRows, in_memory_loader
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 
 Device = Optional[Union[str, torch.device]]
@@ -167,13 +167,40 @@ def frozen_features(frozen: nn.Module, loader: Iterable, device: torch.device,
                     prepare_batch: Callable = default_prepare_batch) -> TensorDataset:
     """One pass of ``frozen`` (already in eval mode) over ``loader``: ``TensorDataset(features, labels)`` on ``device``.
 
+    When the loader has a sized ``dataset``, the batches are written into one tensor of that many rows (rows that stay
+    unwritten, e.g. beyond this process's share of a sharded dataset, are never touched and so never committed), and
+    the peak memory is one copy of the features instead of two (the batches and their concatenation).
+
     Raises:
-        ValueError: an empty loader or unlabelled batches.
+        ValueError: an empty loader, unlabelled batches, or more samples than the loader's dataset holds.
     """
-    pairs = [_batch_features(frozen, batch, device, prepare_batch) for batch in loader]
-    if not pairs:
+    size = _dataset_size(loader)
+    if size is None:
+        pairs = [_batch_features(frozen, batch, device, prepare_batch) for batch in loader]
+        if not pairs:
+            raise ValueError("the probe got an empty data loader")
+        return TensorDataset(torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs]))
+    out: Optional[Tuple[Tensor, Tensor]] = None
+    n = 0
+    for batch in loader:
+        f, y = _batch_features(frozen, batch, device, prepare_batch)
+        if n + len(f) > size:
+            raise ValueError(f"the loader yielded more than the {size} samples of its dataset")
+        if out is None:
+            out = (f.new_empty((size,) + f.shape[1:]), y.new_empty((size,) + y.shape[1:]))
+        out[0][n : n + len(f)], out[1][n : n + len(f)] = f, y
+        n += len(f)
+    if out is None:
         raise ValueError("the probe got an empty data loader")
-    return TensorDataset(torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs]))
+    return TensorDataset(out[0][:n], out[1][:n])
+
+
+def _dataset_size(loader: Iterable) -> Optional[int]:
+    """Samples in the loader's dataset (an upper bound of what it yields), or None if it does not say."""
+    try:
+        return len(loader.dataset)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        return None
 
 
 class _FeatureStream:
@@ -393,7 +420,7 @@ class LinearProbeEvaluator(Engine):
     def _cached_features(self, frozen: nn.Module, loader: Iterable) -> TensorDataset:
         return frozen_features(frozen, loader, self.device, self.prepare_batch)
 
-    def _split(self, features: TensorDataset) -> Tuple[TensorDataset, Optional[TensorDataset]]:
+    def _split(self, features: TensorDataset) -> Tuple[Union[TensorDataset, TensorRows], Optional[TensorRows]]:
         """``(train, held-out)`` features: a seeded random ``validation_fraction`` is held out (``None`` if 0)."""
         n = len(features)
         n_val = int(round(self.validation_fraction * n))
@@ -401,11 +428,10 @@ class LinearProbeEvaluator(Engine):
             return features, None
         if n_val >= n:
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves no training samples out of {n}")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).to(features.tensors[0].device)
-        x, y = features.tensors
-        return TensorDataset(x[order[n_val:]], y[order[n_val:]]), TensorDataset(x[order[:n_val]], y[order[:n_val]])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        return TensorRows(features, order[n_val:]), TensorRows(features, order[:n_val])  # views: no copy
 
-    def _loader(self, features: TensorDataset, shuffle: bool) -> Iterable:
+    def _loader(self, features: Union[TensorDataset, TensorRows], shuffle: bool) -> Iterable:
         if shuffle:
             generator = torch.Generator(device=self.device).manual_seed(self.seed)
             return in_memory_loader(features, self.batch_size, shuffle=True, generator=generator)

@@ -235,3 +235,23 @@ def test_probe_rejects_bad_arguments(digits):
         LinearProbeEvaluator(model, epochs=1).run([torch.rand(4, 1, 8, 8)])
     with pytest.raises(KeyError, match="score_name"):
         LinearProbeEvaluator(model, epochs=1, score_name="f1").run(digits[1])
+
+
+def test_frozen_features_fill_one_tensor_and_equal_the_concatenated_batches():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from hebbian.trainers.evaluators import frozen_features
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(23, 5, generator=g), torch.randint(0, 3, (23,), generator=g))
+    layer = torch.nn.Linear(5, 4)
+    expected = layer(data.tensors[0]).detach()
+    for loader in (DataLoader(data, batch_size=4), list(DataLoader(data, batch_size=4))):  # sized dataset, plain list
+        x, y = frozen_features(layer, loader, torch.device("cpu")).tensors
+        torch.testing.assert_close(x, expected)
+        assert torch.equal(y, data.tensors[1])
+    x, y = frozen_features(layer, DataLoader(data, batch_size=4, drop_last=True), torch.device("cpu")).tensors
+    assert x.shape == (20, 4) and torch.equal(y, data.tensors[1][:20])
+    with pytest.raises(ValueError, match="empty data loader"):
+        frozen_features(layer, DataLoader(TensorDataset(torch.zeros(0, 5), torch.zeros(0)), batch_size=4),
+                        torch.device("cpu"))
