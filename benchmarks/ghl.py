@@ -99,12 +99,31 @@ def with_floor(t: Timings) -> Timings:
     return t
 
 
+def kernel_row(cfg: Config, width: float, batch: int) -> Row:
+    """DeepHebb conv3's weight-gradient product (as GHL's correlation and backprop's dL/dW run it) against its forward
+    convolution: the same FLOPs, so a ratio above 1 is what the FLOP-count bound does not see."""
+    model = create_model("deephebb", variant="ghl", in_channels=3, input_size=32, width=width).to(cfg.device)
+    conv = model.conv3
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, conv.in_channels, 8, 8, generator=g).to(cfg.device)
+    y = torch.randn(batch, conv.out_channels, 8, 8, generator=g).to(cfg.device)
+    if cfg.device.type == "cpu":
+        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+    weight = conv.weight.detach()
+    t = interleaved({
+        "weight gradient": lambda: torch.nn.grad.conv2d_weight(x, weight.shape, y, padding=conv.padding),
+        "forward": lambda: torch.nn.functional.conv2d(x, weight, padding=conv.padding),
+    }, cfg.device, reps=cfg.reps)
+    return time_row("Conv weight-gradient kernel vs forward (deephebb conv3)", t, "weight gradient", "forward", None,
+                    f"{conv.in_channels} -> {conv.out_channels}, 3x3, 8x8, batch {batch}: the same FLOPs")
+
+
 def run(cfg: Config) -> List[Row]:
     width = 0.05 if cfg.quick else 1.0
     batch = 8 if cfg.quick else 64
     steps = 20 if cfg.is_cuda else 1
     data = batches(steps, batch, cfg.device)
-    rows = []
+    rows = [kernel_row(cfg, width, batch)]
     for name in MODELS:
         ghl, bp = engines(name, width, cfg.device)
         corr = correlations(ghl, data[0][0])

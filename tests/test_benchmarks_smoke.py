@@ -25,6 +25,7 @@ EXPECTED_ROWS = [
     "Krotov FC published setting, p-current layer vs floor", "in_memory_loader epoch", "Conv SoftHebb update time",
     "Conv SoftHebb update peak memory", "GHL step vs backprop (deephebb)", "GHL step vs backprop (fasthebb)",
     "GHL step vs backprop (vit)", "GHL kernel floor vs backprop (deephebb)", "GHL step vs kernel floor (fasthebb)",
+    "Conv weight-gradient kernel vs forward (deephebb conv3)",
     "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
 ]
 
