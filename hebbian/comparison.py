@@ -15,6 +15,7 @@ A method's *control* is the same model with the same initial weights, not traine
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -120,11 +121,13 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
     """
     from hebbian.config import save
     from hebbian.experiment import load_data
-    from hebbian.runs import prepare_run_dir, run
+    from hebbian.provenance import provenance
+    from hebbian.runs import prepare_run_dir, run, write_atomic
 
     configs = method_configs(base, methods, overrides)
     out = prepare_run_dir(out)
     save({**base, "out": None}, out / "config.yaml")  # not pinned: `hebbian compare OUT/config.yaml` starts anew
+    write_atomic(out / "provenance.json", json.dumps(provenance(base.get("device")), indent=2) + "\n")
     rows: List[Dict[str, Any]] = []
     weights: Dict[str, torch.Tensor] = {}
     input_shape: Sequence[int] = ()
@@ -202,6 +205,27 @@ def summary_markdown(summary: Sequence[Mapping[str, Any]], n_seeds: int) -> str:
         lines.append("| " + " | ".join([name, s["kind"]] + cells) + " |")
     seeds = f"{n_seeds} seed{'s' if n_seeds > 1 else ''}" + (" (mean ± standard deviation)" if n_seeds > 1 else "")
     return "\n".join(lines) + f"\n\n{seeds}; control: the same model and initial weights, untrained, same probe.\n"
+
+
+def read_csv(path: Path) -> List[Dict[str, Any]]:
+    """The rows :func:`write_csv` wrote: empty cells ``None``, ``seed`` an int, ``diverged`` a bool, numbers floats."""
+    rows = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for raw in csv.DictReader(f):
+            row: Dict[str, Any] = {}
+            for key, text in raw.items():
+                if text == "" or text is None:
+                    row[key] = None
+                elif key in ("rule", "kind"):
+                    row[key] = text
+                elif key == "diverged":
+                    row[key] = text == "True"
+                elif key in ("seed", "epochs"):
+                    row[key] = int(text)
+                else:
+                    row[key] = float(text)
+            rows.append(row)
+    return rows
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:

@@ -14,7 +14,9 @@ The template is Markdown with directive lines, each replaced by a generated bloc
 
 * ``<!-- runs: NAME NAME... -->``: one table row per run folder (by folder name): settings, accuracies, times,
   commit, machine; and under the table the exact command of each row;
-* ``<!-- curve: NAME PROTOCOL -->``: the probe's accuracies over the checkpoints of run ``NAME``.
+* ``<!-- curve: NAME PROTOCOL -->``: the probe's accuracies over the checkpoints of run ``NAME``;
+* ``<!-- compare: NAME -->``: the per-method table of a ``hebbian compare`` folder (its ``results.csv``, summarised
+  as ``results.md`` is), with its command, commit and machine.
 
 A directive naming a run folder that was not given is an error (no silently missing rows).
 """
@@ -36,7 +38,7 @@ import yaml
 from hebbian.errors import UsageError
 
 PathLike = Union[str, Path]
-DIRECTIVE = re.compile(r"^<!--\s*(runs|curve):\s*(.*?)\s*-->\s*$")
+DIRECTIVE = re.compile(r"^<!--\s*(runs|curve|compare):\s*(.*?)\s*-->\s*$")
 
 
 class ResultsError(UsageError):
@@ -198,6 +200,21 @@ def final_probe(record: RunRecord, protocol: str) -> Optional[Dict[str, Any]]:
     return max(entries, key=lambda e: e["epoch"]) if entries else None
 
 
+def commit_of(record: RunRecord) -> str:
+    """The short commit the run was made at, ``+`` when tracked files had uncommitted changes, ``–`` if unknown."""
+    commit = str(record.provenance.get("commit", "–"))[:7]
+    return commit + ("+" if record.provenance.get("dirty") else "")
+
+
+def command_note(record: RunRecord) -> str:
+    """```command``` (machine) of a run from its provenance.json."""
+    from hebbian.provenance import describe_machine
+
+    command = record.provenance.get("command", "(no provenance.json)")
+    machine = record.provenance.get("machine")
+    return f"`{command}`" + (f" ({describe_machine(machine)})" if machine else "")
+
+
 def runs_table(records: Sequence[RunRecord]) -> str:
     """Markdown table, one row per run, and the exact command of each row under it."""
     head = ("| run | what was run | train images | result (test accuracy) | train time | wall time | commit |\n"
@@ -214,13 +231,10 @@ def runs_table(records: Sequence[RunRecord]) -> str:
                 results.append(f"{protocol} (epoch {last['epoch']}) **{_pct(last['test_accuracy'])}**" + (
                     f" (untrained control {_pct(control[-1]['test_accuracy'])})" if control else ""))
         status = "" if m else " (no metrics.json: not finished)"
-        commit = str(r.provenance.get("commit", "–"))[:7]
         rows.append(f"| `{r.name}`{status} | {settings(r.config)} | {m.get('train_images', '–')} | "
                     f"{'; '.join(results) or '–'} | {_minutes(m.get('train_seconds'))} | "
-                    f"{_minutes(m.get('wall_seconds'))} | {commit} |")
-        command = r.provenance.get("command", "(no provenance.json)")
-        machine = r.provenance.get("machine")
-        commands.append(f"- `{r.name}`: `{command}`" + (f" ({machine})" if machine else ""))
+                    f"{_minutes(m.get('wall_seconds'))} | {commit_of(r)} |")
+        commands.append(f"- `{r.name}`: {command_note(r)}")
     return "\n".join(rows) + "\n\nCommands:\n\n" + "\n".join(commands)
 
 
@@ -245,6 +259,22 @@ def curve_table(record: RunRecord, protocol: str) -> str:
     args += [f"--epochs {','.join(map(str, probed))}"] if probed else []
     return "\n".join(lines) + (f"\n\nProbe command: `python -m hebbian.results probe runs/{record.name} --probe "
                                f"{name}{' ' + ' '.join(args) if args else ''}`")
+
+
+def compare_table(record: RunRecord) -> str:
+    """The per-method table of a ``hebbian compare`` folder, with its command, commit and machine."""
+    from hebbian.comparison import read_csv, summarize, summary_markdown
+
+    csv_path = record.path / "results.csv"
+    if not csv_path.is_file():
+        raise ResultsError(f"{str(record.path)!r} is not a finished comparison (no results.csv)")
+    rows = read_csv(csv_path)
+    if not rows:
+        raise ResultsError(f"{str(csv_path)!r} has no rows")
+    methods = list(dict.fromkeys(r["rule"] for r in rows))
+    seeds = len({r["seed"] for r in rows})
+    return (summary_markdown(summarize(rows, methods), seeds).rstrip("\n")
+            + f"\n\nRun `{record.name}` at commit {commit_of(record)}: {command_note(record)}")
 
 
 def _choice(entry: Mapping[str, Any]) -> str:
@@ -276,6 +306,10 @@ def render(template: str, records: Sequence[RunRecord], source: str = "") -> str
         kind, args = match.group(1), match.group(2).split()
         if kind == "runs":
             out.append(runs_table([get(a, i) for a in args]))
+        elif kind == "compare":
+            if len(args) != 1:
+                raise ResultsError(f"template line {i}: 'compare:' takes one comparison folder name, got {args}")
+            out.append(compare_table(get(args[0], i)))
         else:
             if len(args) != 2:
                 raise ResultsError(f"template line {i}: 'curve:' takes a run name and a probe protocol, got {args}")

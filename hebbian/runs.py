@@ -52,7 +52,7 @@ from hebbian.visualizers.hparams import log_hparams
 LOCK_FILE = ".hebbian.lock"
 
 #: What a run leaves in its folder: a folder holding any of them holds a run.
-RUN_ENTRIES = ("config.yaml", "metrics.json", "evaluation.json", "filters.png", "checkpoints", "tb")
+RUN_ENTRIES = ("config.yaml", "provenance.json", "metrics.json", "evaluation.json", "filters.png", "checkpoints", "tb")
 
 #: Config keys that :func:`check_resume_config` ignores: they do not change what this run trains.
 IGNORED_ON_RESUME = ("out", "base", "name", "description", "recipes", "compare")
@@ -383,7 +383,7 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
         # the saved config is what ran: no folder pinned, the method's recipe already applied (so that
         # `hebbian train RUN/config.yaml` repeats the run instead of applying the recipe over its overrides again)
         saved = dump({**cfg, "out": None, "recipes": {}})
-        on_rank_zero(lambda: _prepare_folder(folder, in_place, overwrite, saved))
+        on_rank_zero(lambda: _prepare_folder(folder, in_place, overwrite, saved, cfg.get("device")))
         if cfg["log"]["progress"] and rank0:
             attach_progress(exp, desc or cfg["rule"]["name"])
         logger = attach_tensorboard(exp, run_dir / "tb") if cfg["log"]["tensorboard"] and rank0 else None
@@ -527,9 +527,13 @@ def _claim_folder(folder: RunFolder, in_place: bool, overwrite: bool, resuming: 
     return ""
 
 
-def _prepare_folder(folder: RunFolder, in_place: bool, overwrite: bool, config_text: str) -> str:
+def _prepare_folder(folder: RunFolder, in_place: bool, overwrite: bool, config_text: str,
+                    device: Optional[str] = None) -> str:
     """Rank 0, once the experiment is built: replace (``overwrite``) or supersede (a finished run resumed for more
-    epochs: its ``metrics.json``) the old results, delete partial saves of a killed process, write ``config.yaml``."""
+    epochs: its ``metrics.json``) the old results, delete partial saves of a killed process, write ``config.yaml``
+    and ``provenance.json`` (:func:`hebbian.provenance.provenance`; a run resumed in place adds its resume to the
+    list ``resumes`` there)."""
+    from hebbian.provenance import provenance
     from hebbian.trainers.checkpoint import remove_partial_saves
 
     if in_place:
@@ -538,6 +542,15 @@ def _prepare_folder(folder: RunFolder, in_place: bool, overwrite: bool, config_t
         folder.clear()
     remove_partial_saves(folder.path / "checkpoints")
     write_atomic(folder.path / "config.yaml", config_text)
+    made = provenance(device)
+    path = folder.path / "provenance.json"
+    if in_place and path.is_file():
+        try:
+            first = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            first = {}
+        made = {**first, "resumes": list(first.get("resumes", [])) + [made]} if isinstance(first, dict) else made
+    write_atomic(path, json.dumps(made, indent=2) + "\n")
     return ""
 
 

@@ -186,7 +186,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exit_:  # argparse: --help, --version, or a usage error (code 2)
         return int(exit_.code or 0)
-    return run_command(args.func, args)
+    from hebbian.provenance import invoked_as
+
+    with invoked_as(["hebbian", *(sys.argv[1:] if argv is None else argv)]):
+        return run_command(args.func, args)
 
 
 def run_command(func: Any, args: argparse.Namespace) -> int:

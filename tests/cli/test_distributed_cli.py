@@ -141,7 +141,7 @@ def test_two_processes_equal_one_process(two, one, rule):
     metrics = json.loads((two / rule / "metrics.json").read_text())
     assert metrics["processes"] == WORLD and metrics["train_images"] == 147
     assert sorted(p.name for p in (two / rule).iterdir()) == ["checkpoints", "config.yaml", "filters.png",
-                                                               "metrics.json"]  # rank 0 wrote, once
+                                                               "metrics.json", "provenance.json"]  # rank 0 wrote, once
     trained = final(one / rule)["model"]["linear1.weight"]
     assert (trained - final(two / rule)["model"]["linear1.weight"]).abs().max() <= TOL
 
