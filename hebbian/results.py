@@ -16,7 +16,9 @@ The template is Markdown with directive lines, each replaced by a generated bloc
   commit, machine; and under the table the exact command of each row;
 * ``<!-- curve: NAME PROTOCOL -->``: the probe's accuracies over the checkpoints of run ``NAME``;
 * ``<!-- compare: NAME -->``: the per-method table of a ``hebbian compare`` folder (its ``results.csv``, summarised
-  as ``results.md`` is), with its command, commit and machine.
+  as ``results.md`` is), with its command, commit and machine;
+* ``<!-- include: PATH -->``: a generated Markdown file, e.g. a benchmark table written by
+  ``python -m benchmarks --out PATH`` (relative to the template's folder).
 
 A directive naming a run folder that was not given is an error (no silently missing rows).
 """
@@ -38,7 +40,7 @@ import yaml
 from hebbian.errors import UsageError
 
 PathLike = Union[str, Path]
-DIRECTIVE = re.compile(r"^<!--\s*(runs|curve|compare):\s*(.*?)\s*-->\s*$")
+DIRECTIVE = re.compile(r"^<!--\s*(runs|curve|compare|include):\s*(.*?)\s*-->\s*$")
 
 
 class ResultsError(UsageError):
@@ -287,8 +289,9 @@ def _choice(entry: Mapping[str, Any]) -> str:
     return chosen or "–"
 
 
-def render(template: str, records: Sequence[RunRecord], source: str = "") -> str:
-    """Replace every directive line of ``template`` by its generated block."""
+def render(template: str, records: Sequence[RunRecord], source: str = "", base: Optional[Path] = None) -> str:
+    """Replace every directive line of ``template`` by its generated block (``include`` paths relative to
+    ``base``, default the current folder)."""
     by_name = {r.name: r for r in records}
 
     def get(name: str, line: int) -> RunRecord:
@@ -306,6 +309,11 @@ def render(template: str, records: Sequence[RunRecord], source: str = "") -> str
         kind, args = match.group(1), match.group(2).split()
         if kind == "runs":
             out.append(runs_table([get(a, i) for a in args]))
+        elif kind == "include":
+            path = (base or Path(".")) / match.group(2)
+            if not path.is_file():
+                raise ResultsError(f"template line {i}: cannot include {str(path)!r}: no such file")
+            out.append(path.read_text(encoding="utf-8").rstrip("\n"))
         elif kind == "compare":
             if len(args) != 1:
                 raise ResultsError(f"template line {i}: 'compare:' takes one comparison folder name, got {args}")
@@ -337,7 +345,8 @@ def render_command(args: argparse.Namespace) -> int:
     records = [read_run(r) for r in args.runs]
     if args.template:
         template = Path(args.template).read_text(encoding="utf-8")
-        text = render(template, records, f"hebbian results ... --template {args.template}")
+        text = render(template, records, f"hebbian results ... --template {args.template}",
+                      base=Path(args.template).parent)
     else:
         text = runs_table(records) + "\n"
     if args.out:

@@ -97,3 +97,11 @@ def test_compare_directive_renders_the_comparison_folder_as_its_results_md(tmp_p
     (out / "results.csv").unlink()
     with pytest.raises(ResultsError, match="not a finished comparison"):
         render("<!-- compare: cmp -->", [read_run(out)])
+
+
+def test_include_directive_inserts_a_generated_file_relative_to_the_template(tmp_path):
+    (tmp_path / "bench.md").write_text("| benchmark | ratio |\n|---|---|\n| x | 1.2x |\n")
+    text = render("before\n<!-- include: bench.md -->\nafter\n", [], base=tmp_path)
+    assert "before\n| benchmark | ratio |" in text and "| x | 1.2x |\nafter" in text
+    with pytest.raises(ResultsError, match="cannot include"):
+        render("<!-- include: missing.md -->", [], base=tmp_path)
