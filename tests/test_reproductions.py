@@ -57,3 +57,23 @@ def test_deephebb_fashion_cpu_reduced(tmp_path):
     run = train(tmp_path, "deephebb_fashion_cpu", "--train-limit", "2000", "--test-limit", "500",
                 "--probe-epochs", "10")
     assert json.loads((run / "metrics.json").read_text())["probe_test_accuracy"] > 0.4
+
+
+def test_krotov_fashion_conv_2core_reduced_with_checkpoint_probes(tmp_path):
+    run = train(tmp_path, "krotov_fashion_conv_2core", "--width", "0.05", "--epochs", "2", "--train-limit", "400",
+                "--test-limit", "300", "--set", "checkpoint.every=1")
+    entries = probe_checkpoints(run, "pytorch_hebbian", {"epochs": 3}, control=True,
+                                overrides=[("data.eval_batch_size", 100)], log=lambda *_: None)
+    assert [e["epoch"] for e in entries] == [0, 1, 2] and entries[-1]["test_accuracy"] > 0.3  # chance: 0.1
+    made = json.loads((run / "provenance.json").read_text())
+    text = render(f"<!-- runs: {run.name} -->\n<!-- curve: {run.name} pytorch_hebbian -->", [read_run(run)])
+    assert made["command"] in text and "--config data.eval_batch_size=100" in text
+
+
+def test_deephebb_fashion_quarter_reduced_through_compare(tmp_path):
+    out = tmp_path / "deephebb_fashion_quarter"
+    assert hebbian_main(["compare", "deephebb_fashion_quarter", "--data-root", root(), "--train-limit", "300",
+                         "--test-limit", "200", "--epochs", "1", "--probe-epochs", "2", "--width", "0.0625",
+                         "--no-progress", "--no-tensorboard", "--out", str(out)]) == 0
+    text = render("<!-- compare: deephebb_fashion_quarter -->", [read_run(out)])
+    assert "| softhebb |" in text and "| ghl |" in text and "| backprop |" in text
