@@ -171,6 +171,12 @@ def _check_l2_grid(value: Any) -> Optional[str]:
     return None if ok else f"expected a non-empty list of numbers >= 0, got {value!r}"
 
 
+def _check_milestones(value: Any) -> Optional[str]:
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in value)
+    return None if ok else f"expected a list of fractions of the epochs in (0, 1) (may be empty), got {value!r}"
+
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|(cuda|xpu)(:\d+)?)$")
 
 
@@ -260,6 +266,9 @@ SCHEMA: Dict[str, Any] = {
                                   "(pytorch-hebbian: 5)", optional=True, minimum=1),
         "l2_grid": Field("any", None, "logistic probe: the candidate L2 strengths (default 1e-5 ... 1)",
                          optional=True, check=_check_l2_grid),
+        "lr_milestones": Field("any", None, "halve the readout lr after these fractions of its epochs (default: the "
+                               "protocol's; softhebb: 0.2, 0.35, ..., 0.9; [] for none)", optional=True,
+                               check=_check_milestones),
     },
     "checkpoint": {
         "every": Field(int, 1, "save a checkpoint every N epochs (0: only at the end)", minimum=0),

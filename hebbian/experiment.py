@@ -264,7 +264,7 @@ def check_optimizer(cfg: Config, kind: str) -> None:
 #: Config keys of the ``probe`` section and the probe parameters they set.
 PROBE_KEYS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "dropout": "dropout",
               "early_stopping": "early_stopping_patience", "plateau_patience": "plateau_patience",
-              "validation_fraction": "validation_fraction", "l2_grid": "l2_grid"}
+              "validation_fraction": "validation_fraction", "l2_grid": "l2_grid", "lr_milestones": "lr_milestones"}
 
 
 def probe_params(cfg: Config) -> Dict[str, Any]:
