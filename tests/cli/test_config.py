@@ -110,3 +110,16 @@ def test_deep_merge_does_not_modify_its_inputs():
     a, b = {"x": {"y": 1, "z": 2}}, {"x": {"y": 3}}
     assert deep_merge(a, b) == {"x": {"y": 3, "z": 2}}
     assert a == {"x": {"y": 1, "z": 2}} and b == {"x": {"y": 3}}
+
+
+def test_probe_lr_milestones_reach_the_softhebb_protocol_and_are_checked():
+    from hebbian.config import ConfigError, resolve_config
+    from hebbian.experiment import probe_params
+
+    cfg = resolve_config("deephebb_fashion_quarter", [("probe.lr_milestones", [])])
+    assert probe_params(cfg)["lr_milestones"] == []
+    assert "lr_milestones" not in probe_params(resolve_config("deephebb_fashion_quarter"))  # the protocol's default
+    with pytest.raises(ConfigError, match="probe.lr_milestones"):
+        resolve_config("deephebb_fashion_quarter", [("probe.lr_milestones", [1.5])])
+    with pytest.raises(ConfigError, match="does not apply to the 'logistic' probe"):
+        probe_params(resolve_config("compare_digits", [("probe.lr_milestones", [0.5])]))
