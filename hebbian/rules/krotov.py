@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hebbian.rules.base import LearningRule, Statistics, check_positive, max_abs
+from hebbian.rules.buffers import ReusableZeros
 from hebbian.rules.competition import rank_gates
 from hebbian.rules.layers import LayerView
 from hebbian.rules.registry import register_rule
@@ -96,7 +97,8 @@ class Krotov(LearningRule):
     Shapes: ``x (S, D)`` / ``(N, C, H, W)``, ``u (S, M)`` / ``(N, M, OH, OW)``; returns the weight's shape.
     For ``Linear`` layers the two non-zeros of ``g`` per sample are scattered with ``index_add`` (``O(S D)``),
     instead of a dense ``g.T @ x`` (``O(S M D)``), and so are the decay terms :math:`g I w_k` (only the touched rows).
-    The p-metric weights are recomputed (in place, into one buffer) only when the weight changed; with a
+    The p-metric weights are recomputed (in place, into one buffer) only when the weight changed, and the update is
+    built in last batch's tensor when nothing else holds it (:class:`~hebbian.rules.buffers.ReusableZeros`); with a
     :class:`~hebbian.models.PMetricLinear` layer of the same p the layer's output already is the current.
     """
 
@@ -110,6 +112,7 @@ class Krotov(LearningRule):
         self.delta = check_positive("delta", delta, strict=False)
         self.prec = check_positive("prec", prec)
         self._p_weights = PWeightCache()
+        self._delta = ReusableZeros()
 
     def check_layer(self, layer: nn.Module) -> LayerView:
         view = super().check_layer(layer)
@@ -130,12 +133,22 @@ class Krotov(LearningRule):
         first, kth = top.indices[:, 0], top.indices[:, self.k - 1]
         w = view.weight
         # only the rows of the S winners and S rank-k units are non-zero: each sample adds g (x - I w_k) to its two
-        # rows (the gathered rows of w are S x D, no pass over the whole weight besides the zero fill)
-        ds = torch.zeros_like(w, memory_format=torch.contiguous_format)
+        # rows (the gathered rows of w are S x D, no pass over the whole weight besides the zero fill, which reuses the
+        # last batch's tensor when nobody holds it: a fresh one costs page faults on the CPU, see rules/buffers.py)
+        ds = self._delta.zeros_like(w)
         ds.index_add_(0, first, x).index_add_(0, first, w[first] * top.values[:, :1], alpha=-1.0)
         kth_value = top.values[:, self.k - 1 : self.k]
-        return ds.index_add_(0, kth, x, alpha=-self.delta).index_add_(0, kth, w[kth] * kth_value, alpha=self.delta)
+        ds.index_add_(0, kth, x, alpha=-self.delta).index_add_(0, kth, w[kth] * kth_value, alpha=self.delta)
+        self._delta.set_rows(ds, torch.cat([first, kth]))
+        return ds
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
-        ds = stats["delta"]
-        return ds.div_(max_abs(ds).clamp_min(self.prec))  # in place: the statistics are consumed here
+        ds = stats["delta"]  # normalised in place: the statistics are consumed here
+        rows = self._delta.rows(ds)
+        if rows is None:
+            return ds.div_(max_abs(ds).clamp_min(self.prec))
+        # only the written rows can be non-zero (unchanged since, e.g. not all-reduced): max-abs and scaling on them
+        part = ds.index_select(0, rows)
+        ds.index_copy_(0, rows, part.div_(max_abs(part).clamp_min(self.prec)))
+        self._delta.set_rows(ds, rows)
+        return ds

@@ -29,9 +29,20 @@ class NonFiniteWeightsError(NonFiniteUpdateError):
 
 
 def finite(t: Tensor) -> Tensor:
-    """A 0-d bool tensor: whether every element of ``t`` is finite, in one pass (the float64 sum of ``t``: NaN/Inf
-    propagate, while finite float32/float16 values cannot overflow it). No host sync."""
-    return torch.isfinite(t.detach().sum(dtype=torch.float64))
+    """A 0-d bool tensor: whether every element of ``t`` is finite. Exact and without a host sync: the smallest and the
+    largest element (one ``aminmax`` pass, no temporary of ``t``'s size) are finite exactly when every element is
+    (NaN propagates through both)."""
+    low, high = torch.aminmax(t.detach())
+    return torch.isfinite(low) & torch.isfinite(high)
+
+
+def all_finite(t: Tensor) -> bool:
+    """Whether every element of ``t`` is finite, as a host bool (syncs). The plain sum (in ``t``'s dtype, float32 for
+    half types), the cheapest reduction, is finite whenever every element is unless it overflows, so only a non-finite
+    sum is checked again exactly (:func:`finite`)."""
+    t = t.detach()
+    total = t.sum(dtype=torch.float32) if t.dtype in (torch.float16, torch.bfloat16) else t.sum()
+    return bool(torch.isfinite(total)) or bool(finite(t))
 
 
 class NonFiniteGuard:
@@ -65,29 +76,30 @@ class NonFiniteGuard:
 
     def __call__(self, index: int, delta: Tensor, iteration: int) -> Tensor:
         """``delta`` if it is finite; otherwise raise (immediate mode) or flag it and return zeros (deferred mode)."""
-        ok = finite(delta)
         if not self.is_deferred(delta.device):
-            if not bool(ok):
+            if not all_finite(delta):
                 self._raise([index], iteration)
             return delta
+        ok = finite(delta)
         self._flags = self._flag(self._flags, [index], ok.view(1), delta.device)
         return torch.where(ok, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
 
     def check_weights(self, indices: Sequence[int], iteration: int) -> None:
         """After the optimizer step: whether the weights of the bindings ``indices`` are still finite.
 
-        One float64 sum per weight (no temporary of the weight's size). Immediate mode raises
+        One reduction per weight (no temporary of the weight's size). Immediate mode raises
         :class:`NonFiniteWeightsError` at once; deferred mode flags the layers (raised by :meth:`raise_if_flagged`).
         """
         if not indices:
             return
         weights = [self.bindings[i].weight for i in indices]
         device = weights[0].device
-        ok = torch.stack([finite(w).to(device) for w in weights])
         if not self.is_deferred(device):
-            if not bool(ok.all()):
-                self._raise([i for i, f in zip(indices, ok.tolist()) if not f], iteration, weights=True)
+            bad = [i for i, w in zip(indices, weights) if not all_finite(w)]
+            if bad:
+                self._raise(bad, iteration, weights=True)
             return
+        ok = torch.stack([finite(w).to(device) for w in weights])
         self._weight_flags = self._flag(self._weight_flags, list(indices), ok, device)
 
     def _flag(self, flags: Optional[Tensor], indices: List[int], ok: Tensor, device: torch.device) -> Tensor:

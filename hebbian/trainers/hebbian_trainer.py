@@ -73,7 +73,7 @@ def hebbian_training_step(
     Per batch: ONE forward pass (no autograd) records every enabled layer's input and output; each rule computes
     its batch sums; the sums are all-reduced across workers (when distributed); each rule finalizes its update, which
     is guarded against NaN/Inf and written as ``-ΔW`` into the weight's ``.grad``; then ``optimizer.step()``, after
-    which the stepped weights are checked to be finite (one float64 sum each). All layers are updated from the same
+    which the stepped weights are checked to be finite (one reduction each). All layers are updated from the same
     forward pass ("simultaneous" training).
 
     Returns:
@@ -87,6 +87,9 @@ def hebbian_training_step(
     foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in bound]
 
     def update(engine: Engine, batch: Any) -> Dict[str, Tensor]:
+        # last batch's updates are dropped before this batch's are made, so that a rule may build its update in the
+        # same memory (rules/buffers.py); a handler that kept a reference keeps its values
+        engine.state.hebbian_updates, engine.state.output = {}, None
         active = [b for b in bindings if b.enabled]
         for b in bindings:
             if not b.enabled:

@@ -55,3 +55,37 @@ def test_a_cloned_rule_starts_with_an_empty_cache():
     rule.update(layer, x, layer(x))
     clone = copy.deepcopy(rule)
     assert clone._p_weights._buf is None and rule._p_weights._buf is not None
+
+
+def test_updates_kept_by_a_handler_are_not_overwritten_by_later_batches():
+    from ignite.engine import Events
+
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.rand(5, 6, generator=g), torch.zeros(5, dtype=torch.long)) for _ in range(4)]
+    model = nn.Sequential(nn.Linear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 2))
+    trainer = HebbianTrainer(model, {"0": create("krotov", p=3.0, k=3)}, Local(model.named_parameters(), lr=0.05))
+    kept, copies = [], []
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def keep(engine):
+        kept.append(engine.state.hebbian_updates["0"])
+        copies.append(engine.state.hebbian_updates["0"].clone())
+
+    trainer.run(batches, max_epochs=1)
+    for a, b in zip(kept, copies):
+        assert torch.equal(a, b)
+    assert len({t.data_ptr() for t in kept}) == len(kept)  # each kept update is its own memory
+
+
+def test_an_unkept_update_is_built_in_the_same_memory_every_batch():
+    from ignite.engine import Events
+
+    g = torch.Generator().manual_seed(2)
+    batches = [(torch.rand(5, 6, generator=g), torch.zeros(5, dtype=torch.long)) for _ in range(4)]
+    model = nn.Sequential(nn.Linear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 2))
+    trainer = HebbianTrainer(model, {"0": create("krotov", p=3.0, k=3)}, Local(model.named_parameters(), lr=0.05))
+    rule = trainer.bindings[0].rule  # the trainer's own copy
+    seen = set()
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.add(rule._delta._buf.data_ptr()))
+    trainer.run(batches, max_epochs=1)
+    assert len(seen) == 1

@@ -187,3 +187,33 @@ def test_float_labels_are_refused_as_rule_update_refuses_them():
     trainer = HebbianTrainer(net, rule, Local(net.parameters(), lr=0.1))
     trainer.run([(x, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))], epochs=1)  # integer labels train
     assert not torch.equal(net.h1.weight, before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [None, float("nan"), float("inf"), float("-inf")])
+def test_finite_checks_are_exact_even_when_the_sum_overflows(dtype, bad):
+    from hebbian.trainers.guard import all_finite, finite
+
+    big = torch.finfo(dtype).max
+    t = torch.full((64, 7), big, dtype=dtype)  # every element finite, the sum in t's dtype overflows
+    t[5, 3] = -big / 2
+    if bad is not None:
+        t[17, 2] = bad
+    expected = bad is None
+    assert not torch.isfinite(t.sum()).item() or dtype == torch.float64 and expected  # the cheap sum alone would fail
+    assert bool(finite(t)) is expected
+    assert all_finite(t) is expected
+    assert all_finite(t[:, 3:].t())  # a non-contiguous view without the bad column
+
+
+def test_weights_at_the_largest_finite_values_are_not_reported_as_non_finite():
+    guard = NonFiniteGuard([b for b in bind_rules(model(), Hebb())])
+    for b in guard.bindings:
+        b.weight.data.fill_(torch.finfo(torch.float32).max)
+    guard.check_weights(list(range(len(guard.bindings))), 1)  # immediate mode: would raise on a false alarm
+    deferred = NonFiniteGuard(guard.bindings, deferred=True)
+    deferred.check_weights(list(range(len(guard.bindings))), 1)
+    deferred.raise_if_flagged(1)
+    guard.bindings[0].weight.data[0, 0] = float("nan")
+    with pytest.raises(NonFiniteWeightsError, match="h1"):
+        guard.check_weights(list(range(len(guard.bindings))), 2)
