@@ -12,13 +12,31 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import Tensor
 
+from hebbian.rules.buffers import nonzero_rows, note_nonzero_rows, note_row_write
 
-def write_update(param: Tensor, delta: Tensor) -> None:
-    """Store :math:`-\\Delta W` in ``param.grad`` (reusing its buffer), ready for ``optimizer.step()``."""
-    if param.grad is None:
-        param.grad = delta.detach().neg()
+
+def write_update(param: Tensor, delta: Tensor, rows: Optional[Tensor] = None) -> None:
+    """Store :math:`-\\Delta W` in ``param.grad`` (reusing its buffer), ready for ``optimizer.step()``.
+
+    ``rows`` (unique indices of the first dimension, e.g. :meth:`~hebbian.rules.LearningRule.support`) says that
+    ``delta`` is zero outside them: then only those rows and the rows of the previous such write are touched, and
+    the gradient notes its rows, so that :class:`Local` steps only them. The gradient holds the same values either way.
+    """
+    delta = delta.detach()
+    grad = param.grad
+    if grad is None or grad.shape != delta.shape or grad.dtype != delta.dtype or grad.device != delta.device:
+        param.grad = grad = torch.empty_like(param, memory_format=torch.contiguous_format)
+        rows = None  # a fresh buffer is written whole
+    if rows is None or not grad.is_contiguous():
+        torch.neg(delta, out=grad)
+        return
+    before = nonzero_rows(grad)
+    if before is None:
+        grad.zero_()
     else:
-        torch.neg(delta.detach(), out=param.grad)
+        grad.index_fill_(0, before, 0)  # only these rows held non-zeros
+    grad.index_copy_(0, rows, delta.index_select(0, rows).neg_())
+    note_nonzero_rows(grad, rows)
 
 
 class Local(torch.optim.Optimizer):
@@ -44,7 +62,17 @@ class Local(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            grads = [p for p in group["params"] if p.grad is not None]
-            if grads:
-                torch._foreach_add_(grads, [p.grad for p in grads], alpha=-group["lr"])
+            dense = []
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                rows = nonzero_rows(p.grad)
+                if rows is None:
+                    dense.append(p)
+                else:  # a row-sparse update (write_update with rows): step those rows only, and say so
+                    before = p._version
+                    p.index_add_(0, rows, p.grad.index_select(0, rows), alpha=-group["lr"])
+                    note_row_write(p, before, rows)
+            if dense:
+                torch._foreach_add_(dense, [p.grad for p in dense], alpha=-group["lr"])
         return loss

@@ -171,3 +171,71 @@ def test_write_update_with_plain_sgd_moves_along_delta():
     write_update(p, delta)
     torch.optim.SGD([p], lr=0.5).step()
     assert torch.equal(p.detach(), 0.5 * delta)
+
+
+def row_sparse(shape, rows, seed):
+    g = torch.Generator().manual_seed(seed)
+    d = torch.zeros(shape, dtype=DT)
+    d[rows] = torch.randn(len(rows), *shape[1:], generator=g, dtype=DT)
+    return d
+
+
+def test_row_sparse_writes_leave_exactly_minus_delta_in_the_gradient(device):
+    p = nn.Parameter(torch.randn(6, 4, dtype=DT, device=device))
+    for seed, rows in enumerate(([0, 3], [1, 3, 5], [2])):
+        d = row_sparse((6, 4), rows, seed).to(device)
+        write_update(p, d, torch.tensor(rows, device=device))
+        assert torch.equal(p.grad, -d)  # the previous write's rows were cleared
+    d = torch.randn(6, 4, dtype=DT, device=device)
+    write_update(p, d)  # dense again
+    assert torch.equal(p.grad, -d)
+
+
+def test_a_gradient_changed_in_place_after_a_row_write_is_cleared_whole():
+    from hebbian.rules.buffers import nonzero_rows
+
+    p = nn.Parameter(torch.randn(6, 4, dtype=DT))
+    write_update(p, row_sparse((6, 4), [1], 0), torch.tensor([1]))
+    assert nonzero_rows(p.grad) is None  # the first write allocates the gradient and writes it whole
+    write_update(p, row_sparse((6, 4), [1], 0), torch.tensor([1]))
+    assert nonzero_rows(p.grad).tolist() == [1]
+    p.grad[4] = 9.0  # someone else wrote another row: the note no longer holds
+    assert nonzero_rows(p.grad) is None
+    d = row_sparse((6, 4), [2], 1)
+    write_update(p, d, torch.tensor([2]))
+    assert torch.equal(p.grad, -d)
+
+
+def test_local_steps_only_the_noted_rows_and_records_them_exactly():
+    from hebbian.rules.buffers import rows_written_since
+
+    torch.manual_seed(0)
+    sparse, dense = nn.Parameter(torch.randn(6, 4, dtype=DT)), None
+    dense = nn.Parameter(sparse.detach().clone())
+    opt_s, opt_d = Local([sparse], lr=0.3), Local([dense], lr=0.3)
+    write_update(sparse, torch.zeros(6, 4, dtype=DT))  # allocates the gradient (a first write is always whole)
+    for seed, rows in enumerate(([0, 3], [1, 3, 5])):
+        d = row_sparse((6, 4), rows, seed)
+        write_update(sparse, d, torch.tensor(rows))
+        write_update(dense, d)
+        version = sparse._version
+        opt_s.step()
+        opt_d.step()
+        torch.testing.assert_close(sparse, dense, rtol=0, atol=1e-15)
+        assert rows_written_since(sparse, version).tolist() == rows
+        assert rows_written_since(sparse, version - 1) is None  # only the exact version before the step counts
+        assert rows_written_since(dense, dense._version - 1) is None  # a dense step records nothing
+
+
+def test_momentum_sgd_sees_the_full_row_sparse_gradient():
+    p = nn.Parameter(torch.zeros(5, 3, dtype=DT))
+    q = nn.Parameter(torch.zeros(5, 3, dtype=DT))
+    opt_p = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    opt_q = torch.optim.SGD([q], lr=0.1, momentum=0.9)
+    for seed, rows in enumerate(([0], [4], [0, 2])):
+        d = row_sparse((5, 3), rows, seed)
+        write_update(p, d, torch.tensor(rows))
+        write_update(q, d)
+        opt_p.step()
+        opt_q.step()
+    assert torch.equal(p, q)  # momentum keeps moving rows the latest update did not touch

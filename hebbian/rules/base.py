@@ -65,6 +65,13 @@ class LearningRule(ABC):
         """
         return normalize_delta(stats["delta"], stats.get("count"), getattr(self, "normalize", "mean"))
 
+    def support(self, delta: Tensor) -> Optional[Tensor]:
+        """The rows (first dimension, unique indices) outside of which the update ``delta`` that :meth:`finalize` just
+        returned is exactly zero, or ``None`` (default: not known, any element may be non-zero).
+
+        A trainer may then restrict its passes over the update (finiteness check, optimizer step) to these rows."""
+        return None
+
     def update(
         self,
         layer: nn.Module,

@@ -10,13 +10,15 @@ update (``engine.state.hebbian_updates``, a handler's list) keeps exactly the va
 A row-sparse update (Krotov's fully connected form writes only the rows of each batch's winners and rank-k units) can
 also say which rows it wrote (:meth:`ReusableZeros.set_rows`): while the tensor is unchanged since (same in-place
 version), only those rows are cleared for the next batch and a caller may restrict its passes to them
-(:meth:`ReusableZeros.rows`).
+(:meth:`ReusableZeros.rows`). Whoever then writes only those rows of another tensor in place (the optimizer step of
+the weight) records it with :func:`note_row_write`, and a cache of a function of that tensor (the p-metric weights)
+refreshes only those rows (:func:`rows_written_since`).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -38,31 +40,24 @@ class ReusableZeros:
 
     def __init__(self) -> None:
         self._buf: Optional[Tensor] = None
-        self._rows: Optional[Tuple[Tensor, int]] = None  # (rows that may be non-zero, the buffer's version then)
 
     def zeros_like(self, w: Tensor) -> Tensor:
         """A contiguous zero tensor of ``w``'s shape, dtype and device."""
         if self._buf is not None and self._reusable(w):
-            rows = self.rows(self._buf)
-            self._rows = None
+            rows = nonzero_rows(self._buf)
             return self._buf.zero_() if rows is None else self._buf.index_fill_(0, rows, 0)
         self._buf = torch.zeros_like(w, memory_format=torch.contiguous_format)
-        self._rows = None
         return self._buf
 
     def set_rows(self, t: Tensor, rows: Tensor) -> None:
-        """Note that, as ``t`` is now, only its rows ``rows`` (1-d indices, repeats allowed) can be non-zero.
-
-        Only for the tensor last returned by :meth:`zeros_like`; any later in-place change of it voids the note."""
+        """:func:`note_nonzero_rows` for the tensor last returned by :meth:`zeros_like` (refuses any other)."""
         if t is not self._buf:
             raise ValueError("set_rows: t must be the tensor last returned by zeros_like")
-        self._rows = (rows, t._version)
+        note_nonzero_rows(t, rows)
 
     def rows(self, t: Tensor) -> Optional[Tensor]:
-        """The rows noted for ``t`` by :meth:`set_rows` if ``t`` is this buffer and unchanged since; else ``None``."""
-        if self._rows is None or t is not self._buf or t._version != self._rows[1]:
-            return None
-        return self._rows[0]
+        """:func:`nonzero_rows` of ``t`` if ``t`` is this buffer; else ``None``."""
+        return nonzero_rows(t) if t is self._buf else None
 
     def _reusable(self, w: Tensor) -> bool:
         buf = self._buf
@@ -73,3 +68,38 @@ class ReusableZeros:
 
     def __deepcopy__(self, memo: dict) -> "ReusableZeros":
         return ReusableZeros()
+
+
+# -- row notes, kept on the tensor and voided by any later in-place write (its version moves) -------------------------
+
+_NONZERO_ROWS = "_hebbian_nonzero_rows"
+_ROW_WRITE = "_hebbian_row_write"
+
+
+def note_nonzero_rows(t: Tensor, rows: Tensor) -> None:
+    """Record that, as ``t`` is now, only its rows ``rows`` (1-d, unique indices) can be non-zero."""
+    setattr(t, _NONZERO_ROWS, (t._version, rows))
+
+
+def nonzero_rows(t: Tensor) -> Optional[Tensor]:
+    """The rows recorded by :func:`note_nonzero_rows` if ``t`` is unchanged since; else ``None``."""
+    note = getattr(t, _NONZERO_ROWS, None)
+    return note[1] if note is not None and note[0] == t._version else None
+
+
+def note_row_write(t: Tensor, before: int, rows: Tensor) -> None:
+    """Record that the in-place write that took ``t`` from version ``before`` to its current version changed only
+    ``rows`` (1-d, unique). Read back by :func:`rows_written_since`."""
+    setattr(t, _ROW_WRITE, (before, t._version, rows))
+
+
+def rows_written_since(t: Tensor, version: int) -> Optional[Tensor]:
+    """The rows of ``t`` that can differ from what ``t`` held at ``version``, when the only in-place write since then
+    is one recorded by :func:`note_row_write`; ``None`` when that is not known (then anything may have changed).
+
+    Exact by construction: the version counter moves with every in-place write, so a record whose versions do not
+    bracket exactly ``version .. t._version`` is never used."""
+    note = getattr(t, _ROW_WRITE, None)
+    if note is None or note[0] != version or note[1] != t._version:
+        return None
+    return note[2]

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hebbian.rules.base import LearningRule, Statistics, check_positive, max_abs
-from hebbian.rules.buffers import ReusableZeros
+from hebbian.rules.buffers import ReusableZeros, rows_written_since
 from hebbian.rules.competition import rank_gates
 from hebbian.rules.layers import LayerView
 from hebbian.rules.registry import register_rule
@@ -34,8 +34,10 @@ class PWeightCache:
     """:func:`p_weights` of one weight, recomputed into one buffer only when the weight has changed.
 
     The weight's identity and in-place version counter (``Tensor._version``, bumped by every in-place write, the
-    optimizer's step included) tell whether the cached tensor is current, so it is exact by construction. Transient:
-    not part of any state_dict.
+    optimizer's step included) tell whether the cached tensor is current, so it is exact by construction. When the
+    only write since is a recorded row-sparse step (:func:`~hebbian.rules.buffers.rows_written_since`, e.g.
+    :class:`~hebbian.optim.Local` applying Krotov's update), only those rows are recomputed. Transient: not part of
+    any state_dict.
     """
 
     def __init__(self) -> None:
@@ -46,12 +48,19 @@ class PWeightCache:
         if p == 2.0:
             return w
         key = (w.data_ptr(), w._version, w.shape, w.dtype, w.device, p)
-        if key != self._key or self._buf is None:
+        if key == self._key and self._buf is not None:
+            return self._buf
+        rows = None
+        if self._key is not None and self._key[:1] + self._key[2:] == key[:1] + key[2:]:
+            rows = rows_written_since(w, self._key[1])  # only these rows changed since the buffer was made
+        if rows is not None and self._buf is not None:
+            self._buf.index_copy_(0, rows, p_weights(w.detach().index_select(0, rows), p))
+        else:
             if self._buf is None or self._buf.shape != w.shape or self._buf.dtype != w.dtype \
                     or self._buf.device != w.device:
                 self._buf = torch.empty_like(w, memory_format=torch.contiguous_format)
             p_weights(w.detach(), p, out=self._buf)
-            self._key = key
+        self._key = key
         return self._buf
 
     def __deepcopy__(self, memo: dict) -> "PWeightCache":
@@ -139,7 +148,7 @@ class Krotov(LearningRule):
         ds.index_add_(0, first, x).index_add_(0, first, w[first] * top.values[:, :1], alpha=-1.0)
         kth_value = top.values[:, self.k - 1 : self.k]
         ds.index_add_(0, kth, x, alpha=-self.delta).index_add_(0, kth, w[kth] * kth_value, alpha=self.delta)
-        self._delta.set_rows(ds, torch.cat([first, kth]))
+        self._delta.set_rows(ds, torch.unique(torch.cat([first, kth])))
         return ds
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
@@ -152,3 +161,8 @@ class Krotov(LearningRule):
         ds.index_copy_(0, rows, part.div_(max_abs(part).clamp_min(self.prec)))
         self._delta.set_rows(ds, rows)
         return ds
+
+    def support(self, delta: Tensor) -> Optional[Tensor]:
+        """The winners' and rank-k units' rows, for the update of the fully connected form (``None`` otherwise, or
+        once ``delta`` was changed in place after :meth:`finalize`)."""
+        return self._delta.rows(delta)

@@ -3,11 +3,12 @@ overflowed are detected right after the step, and training stops naming the laye
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
+from hebbian.rules.buffers import rows_written_since
 from hebbian.trainers.binding import RuleBinding
 
 
@@ -69,30 +70,36 @@ class NonFiniteGuard:
         self._flags: Optional[Tensor] = None
         self._weight_flags: Optional[Tensor] = None
         self._checked_until = 0
+        self._checked: Dict[int, int] = {}  # binding index -> its weight's version at the last check_weights
 
     def is_deferred(self, device: torch.device) -> bool:
         """Whether updates on ``device`` are checked without a host sync (flag now, raise later)."""
         return device.type != "cpu" if self.deferred is None else self.deferred
 
-    def __call__(self, index: int, delta: Tensor, iteration: int) -> Tensor:
-        """``delta`` if it is finite; otherwise raise (immediate mode) or flag it and return zeros (deferred mode)."""
+    def __call__(self, index: int, delta: Tensor, iteration: int, rows: Optional[Tensor] = None) -> Tensor:
+        """``delta`` if it is finite; otherwise raise (immediate mode) or flag it and return zeros (deferred mode).
+
+        ``rows``: the rows outside of which ``delta`` is zero (the rule's ``support``), so only they are checked."""
+        part = delta if rows is None else delta.index_select(0, rows)
         if not self.is_deferred(delta.device):
-            if not all_finite(delta):
+            if not all_finite(part):
                 self._raise([index], iteration)
             return delta
-        ok = finite(delta)
+        ok = finite(part)
         self._flags = self._flag(self._flags, [index], ok.view(1), delta.device)
         return torch.where(ok, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
 
     def check_weights(self, indices: Sequence[int], iteration: int) -> None:
         """After the optimizer step: whether the weights of the bindings ``indices`` are still finite.
 
-        One reduction per weight (no temporary of the weight's size). Immediate mode raises
-        :class:`NonFiniteWeightsError` at once; deferred mode flags the layers (raised by :meth:`raise_if_flagged`).
+        One reduction per weight (no temporary of the weight's size), over the rows the step wrote when the only
+        change since the last check is a recorded row-sparse step (:func:`~hebbian.rules.buffers.rows_written_since`):
+        the other rows were checked before. Immediate mode raises :class:`NonFiniteWeightsError` at once; deferred
+        mode flags the layers (raised by :meth:`raise_if_flagged`).
         """
         if not indices:
             return
-        weights = [self.bindings[i].weight for i in indices]
+        weights = [self._changed_part(i) for i in indices]
         device = weights[0].device
         if not self.is_deferred(device):
             bad = [i for i, w in zip(indices, weights) if not all_finite(w)]
@@ -101,6 +108,14 @@ class NonFiniteGuard:
             return
         ok = torch.stack([finite(w).to(device) for w in weights])
         self._weight_flags = self._flag(self._weight_flags, list(indices), ok, device)
+
+    def _changed_part(self, index: int) -> Tensor:
+        """The part of binding ``index``'s weight that can have changed since its last check (all of it if unknown)."""
+        w = self.bindings[index].weight
+        last = self._checked.get(index)
+        rows = None if last is None else rows_written_since(w, last)
+        self._checked[index] = w._version
+        return w if rows is None else w.index_select(0, rows)
 
     def _flag(self, flags: Optional[Tensor], indices: List[int], ok: Tensor, device: torch.device) -> Tensor:
         if flags is None or flags.device != device:

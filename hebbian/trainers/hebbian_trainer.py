@@ -48,8 +48,9 @@ def apply_updates(
     updates: Dict[str, Tensor] = {}
     for i, (b, s) in enumerate(zip(bindings, stats)):
         delta = b.rule.finalize(b.view, s, None if grads is None else grads[i])
-        delta = guard(guard.bindings.index(b), delta, engine.state.iteration)
-        write_update(b.weight, delta)
+        rows = b.rule.support(delta)  # None unless the update is zero outside known rows (Krotov, Linear)
+        delta = guard(guard.bindings.index(b), delta, engine.state.iteration, rows)
+        write_update(b.weight, delta, rows)
         updates[b.name] = delta
         engine.state.layer_name = b.name
         engine.state.layer_updates += 1

@@ -89,3 +89,27 @@ def test_an_unkept_update_is_built_in_the_same_memory_every_batch():
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.add(rule._delta._buf.data_ptr()))
     trainer.run(batches, max_epochs=1)
     assert len(seen) == 1
+
+
+def test_after_a_row_sparse_step_only_the_written_rows_are_recomputed(monkeypatch):
+    import hebbian.rules.krotov as krotov
+    from hebbian.optim import write_update
+    from hebbian.rules.krotov import PWeightCache, p_weights
+
+    w = nn.Parameter(torch.randn(6, 4, dtype=torch.float64))
+    cache, opt = PWeightCache(), Local([w], lr=0.2)
+    write_update(w, torch.zeros(6, 4, dtype=torch.float64))  # allocate the gradient
+    cache(w, 3.0)
+    shapes = []
+    real = krotov.p_weights
+    monkeypatch.setattr(krotov, "p_weights", lambda t, p, out=None: shapes.append(tuple(t.shape)) or real(t, p, out))
+    delta = torch.zeros(6, 4, dtype=torch.float64)
+    delta[[1, 4]] = 1.5
+    write_update(w, delta, torch.tensor([1, 4]))
+    opt.step()
+    got = cache(w, 3.0)
+    assert shapes == [(2, 4)]  # the two written rows, not the whole weight
+    assert torch.equal(got, p_weights(w.detach(), 3.0))
+    with torch.no_grad():
+        w.mul_(2.0)  # any other in-place write: recomputed whole
+    assert torch.equal(cache(w, 3.0), p_weights(w.detach(), 3.0)) and shapes[-1] == (6, 4)

@@ -217,3 +217,15 @@ def test_weights_at_the_largest_finite_values_are_not_reported_as_non_finite():
     guard.bindings[0].weight.data[0, 0] = float("nan")
     with pytest.raises(NonFiniteWeightsError, match="h1"):
         guard.check_weights(list(range(len(guard.bindings))), 2)
+
+
+def test_a_nan_planted_in_an_untouched_row_is_found():
+    net = nn.Sequential(OrderedDict(h1=nn.Linear(10, 6, bias=False), act=nn.ReLU(), head=nn.Linear(6, 2)))
+    trainer = HebbianTrainer(net, {"h1": Krotov(p=3.0, k=2)}, Local(net.named_parameters(), lr=0.1))
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(4, 10, generator=g), torch.zeros(4, dtype=torch.long)) for _ in range(2)]
+    trainer.run(batches, max_epochs=1)
+    with torch.no_grad():
+        net.h1.weight[5, 0] = float("nan")
+    with pytest.raises(NonFiniteWeightsError, match="h1"):
+        trainer.guard.check_weights([0], 3)
