@@ -59,8 +59,9 @@ def test_deephebb_fashion_cpu_reduced(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["probe_test_accuracy"] > 0.4
 
 
-def test_krotov_fashion_conv_2core_reduced_with_checkpoint_probes(tmp_path):
-    run = train(tmp_path, "krotov_fashion_conv_2core", "--width", "0.05", "--epochs", "2", "--train-limit", "400",
+@pytest.mark.parametrize("config", ["krotov_fashion_conv_2core", "krotov_fashion_conv_centered"])
+def test_krotov_fashion_conv_reduced_with_checkpoint_probes(tmp_path, config):
+    run = train(tmp_path, config, "--width", "0.05", "--epochs", "2", "--train-limit", "400",
                 "--test-limit", "300", "--set", "checkpoint.every=1")
     entries = probe_checkpoints(run, "pytorch_hebbian", {"epochs": 3}, control=True,
                                 overrides=[("data.eval_batch_size", 100)], log=lambda *_: None)
