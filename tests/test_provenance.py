@@ -49,7 +49,11 @@ def test_machine_and_its_one_line_description():
 
 
 @pytest.mark.parametrize("resume", [False, True])
-def test_every_run_folder_says_how_it_was_made_and_a_resume_is_added(tmp_path, resume):
+def test_every_run_folder_says_how_it_was_made_and_a_resume_is_added(tmp_path, resume, monkeypatch):
+    from hebbian.provenance import RECORDED_ENV
+
+    for name in RECORDED_ENV:  # the command is recorded with these; the test's own environment must not leak in
+        monkeypatch.delenv(name, raising=False)
     out = tmp_path / "run"
     args = ["train", "compare_digits", "--rule", "oja", "--set", "data.train_limit=100", "--no-progress",
             "--no-tensorboard", "--probe-epochs", "0", "--out", str(out)]
