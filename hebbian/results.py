@@ -170,6 +170,11 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
     return entries
 
 
+def _share(value: Any) -> str:
+    """A fraction as a percentage with no decimals (``dead_units``), ``–`` when not measured."""
+    return "–" if value is None else f"{100 * float(value):.0f}%"
+
+
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
@@ -222,8 +227,8 @@ def command_note(record: RunRecord) -> str:
 
 def runs_table(records: Sequence[RunRecord]) -> str:
     """Markdown table, one row per run, and the exact command of each row under it."""
-    head = ("| run | what was run | train images | result (test accuracy) | train time | wall time | commit |\n"
-            "|---|---|---:|---|---:|---:|---|")
+    head = ("| run | what was run | train images | result (test accuracy) | dead units | train time | wall time | commit |"
+            "\n|---|---|---:|---|---:|---:|---:|---|")
     rows, commands = [head], []
     for r in records:
         m = r.metrics
@@ -237,7 +242,7 @@ def runs_table(records: Sequence[RunRecord]) -> str:
                     f" (untrained control {_pct(control[-1]['test_accuracy'])})" if control else ""))
         status = "" if m else " (no metrics.json: not finished)"
         rows.append(f"| `{r.name}`{status} | {settings(r.config)} | {m.get('train_images', '–')} | "
-                    f"{'; '.join(results) or '–'} | {_minutes(m.get('train_seconds'))} | "
+                    f"{'; '.join(results) or '–'} | {_share(m.get('dead_units'))} | {_minutes(m.get('train_seconds'))} | "
                     f"{_minutes(m.get('wall_seconds'))} | {commit_of(r)} |")
         commands.append(f"- `{r.name}`: {command_note(r)}")
     return "\n".join(rows) + "\n\nCommands:\n\n" + "\n".join(commands)
