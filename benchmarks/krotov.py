@@ -2,8 +2,9 @@
 
 * pytorch-hebbian's ``hebbian_simple.py`` setting (784 -> 2000, p = 2, k = 2, batch 1024);
 * the published MNIST setting (784 -> 2000, p = 3, k = 7, delta = 0.4, batch 100: pytorch-hebbian's
-  ``examples/params/mnist.json``), where the weight-sized passes (p-metric weights, update, max-abs, step) weigh as
-  much as the product at small batches. Two of our model variants: ``krotov_fc`` (dot-product layer: the forward
+  ``examples/params/mnist.json``), where a pass over the whole weight (p-metric weights, update, max-abs, guard,
+  step) would weigh as much as the product at small batches; ours touches only the rows the batch's winners and
+  rank-k units write (``LearningRule.support``, docs/performance.md). Two of our model variants: ``krotov_fc`` (dot-product layer: the forward
   pass computes ``W x`` and the rule computes the current with the cached p-metric weights, two products per batch)
   and ``krotov_fc(readout_current="p")`` (a :class:`~hebbian.models.PMetricLinear`: the forward pass computes the
   current, which the rule reuses: one product per batch).
