@@ -197,7 +197,7 @@ def settings(config: Mapping[str, Any]) -> str:
         config.get("data", {})
     params = ", ".join(f"{k}={v}" for k, v in (rule.get("params") or {}).items())
     parts = [f"{model.get('name')} ×{model.get('width')}", f"{rule.get('name')}({params})" if params else
-             str(rule.get("name")), f"{train.get('epochs')} epochs, batch {data.get('batch_size')}, "
+             str(rule.get("name")), f"{train.get('epochs')} epoch{'' if train.get('epochs') == 1 else 's'}, batch {data.get('batch_size')}, "
              f"lr {train.get('lr')} {train.get('schedule') or ''}".rstrip()]
     if data.get("train_limit"):
         parts.append(f"first {data['train_limit']} images")
@@ -261,7 +261,7 @@ def curve_table(record: RunRecord, protocol: str) -> str:
                      f"{e.get('seconds', 0):.0f} s |")
     params, overrides = entries[-1].get("params") or {}, entries[-1].get("overrides") or []
     args = [f"--set {shlex.quote(k + '=' + json.dumps(v).replace(' ', ''))}" for k, v in params.items()]
-    args += [f"--config {k}={v}" for k, v in overrides]
+    args += [f"--config {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides]  # None -> null
     name, _, tag = protocol.partition("-")
     args += [f"--tag {tag}"] if tag else []
     args += ["--control"] if any(e["epoch"] == 0 for e in entries) else []

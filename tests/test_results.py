@@ -112,3 +112,13 @@ def test_include_directive_inserts_a_generated_file_relative_to_the_template(tmp
     assert "before\n| benchmark | ratio |" in text and "| x | 1.2x |\nafter" in text
     with pytest.raises(ResultsError, match="cannot include"):
         render("<!-- include: missing.md -->", [], base=tmp_path)
+
+
+def test_the_probe_command_writes_overrides_so_that_they_parse_back(run):
+    from hebbian.results import _parse_value
+
+    params = {"epochs": 1, "beta_grid": [1.0], "batch_size": 64}
+    probe_checkpoints(run, "krotov_hopfield", params, epochs=[2], tag="lim", overrides=[("data.train_limit", None)],
+                      log=lambda *_: None)
+    text = render("<!-- curve: tiny_krotov krotov_hopfield-lim -->", [read_run(run)])
+    assert "--config data.train_limit=null" in text and _parse_value("null") is None
