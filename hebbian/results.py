@@ -195,7 +195,10 @@ def settings(config: Mapping[str, Any]) -> str:
     """One cell summarising what was run: model, width, rule and its parameters, epochs, batch, data limit."""
     model, rule, train, data = config.get("model", {}), config.get("rule", {}), config.get("train", {}), \
         config.get("data", {})
-    params = ", ".join(f"{k}={v}" for k, v in (rule.get("params") or {}).items())
+    from hebbian.config import BASELINES
+
+    baseline = rule.get("name") in BASELINES  # backprop / random weights: a rule's parameters do not apply
+    params = "" if baseline else ", ".join(f"{k}={v}" for k, v in (rule.get("params") or {}).items())
     parts = [f"{model.get('name')} ×{model.get('width')}", f"{rule.get('name')}({params})" if params else
              str(rule.get("name")), f"{train.get('epochs')} epoch{'' if train.get('epochs') == 1 else 's'}, batch {data.get('batch_size')}, "
              f"lr {train.get('lr')} {train.get('schedule') or ''}".rstrip()]

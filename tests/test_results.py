@@ -122,3 +122,11 @@ def test_the_probe_command_writes_overrides_so_that_they_parse_back(run):
                       log=lambda *_: None)
     text = render("<!-- curve: tiny_krotov krotov_hopfield-lim -->", [read_run(run)])
     assert "--config data.train_limit=null" in text and _parse_value("null") is None
+
+
+def test_settings_show_a_rules_parameters_but_not_for_baselines():
+    from hebbian.results import settings
+
+    base = {"model": {"name": "hebbian_conv", "width": 1.0}, "train": {"epochs": 1, "lr": 0.04}, "data": {"batch_size": 2}}
+    assert "krotov(p=4.0, k=4)" in settings({**base, "rule": {"name": "krotov", "params": {"p": 4.0, "k": 4}}})
+    assert "; backprop; 1 epoch, batch 2" in settings({**base, "rule": {"name": "backprop", "params": {"p": 4.0}}})
