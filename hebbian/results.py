@@ -38,6 +38,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
+from hebbian.config import BASELINES
+
 from hebbian.errors import UsageError
 
 PathLike = Union[str, Path]
@@ -195,12 +197,11 @@ def settings(config: Mapping[str, Any]) -> str:
     """One cell summarising what was run: model, width, rule and its parameters, epochs, batch, data limit."""
     model, rule, train, data = config.get("model", {}), config.get("rule", {}), config.get("train", {}), \
         config.get("data", {})
-    from hebbian.config import BASELINES
-
     baseline = rule.get("name") in BASELINES  # backprop / random weights: a rule's parameters do not apply
     params = "" if baseline else ", ".join(f"{k}={v}" for k, v in (rule.get("params") or {}).items())
+    epochs = train.get("epochs")
     parts = [f"{model.get('name')} ×{model.get('width')}", f"{rule.get('name')}({params})" if params else
-             str(rule.get("name")), f"{train.get('epochs')} epoch{'' if train.get('epochs') == 1 else 's'}, batch {data.get('batch_size')}, "
+             str(rule.get("name")), f"{epochs} epoch{'' if epochs == 1 else 's'}, batch {data.get('batch_size')}, "
              f"lr {train.get('lr')} {train.get('schedule') or ''}".rstrip()]
     if data.get("train_limit"):
         parts.append(f"first {data['train_limit']} images")
@@ -230,8 +231,8 @@ def command_note(record: RunRecord) -> str:
 
 def runs_table(records: Sequence[RunRecord]) -> str:
     """Markdown table, one row per run, and the exact command of each row under it."""
-    head = ("| run | what was run | train images | result (test accuracy) | dead units | train time | wall time | commit |"
-            "\n|---|---|---:|---|---:|---:|---:|---|")
+    head = ("| run | what was run | train images | result (test accuracy) | dead units | train time | wall time "
+            "| commit |\n|---|---|---:|---|---:|---:|---:|---|")
     rows, commands = [head], []
     for r in records:
         m = r.metrics
@@ -245,8 +246,8 @@ def runs_table(records: Sequence[RunRecord]) -> str:
                     f" (untrained control {_pct(control[-1]['test_accuracy'])})" if control else ""))
         status = "" if m else " (no metrics.json: not finished)"
         rows.append(f"| `{r.name}`{status} | {settings(r.config)} | {m.get('train_images', '–')} | "
-                    f"{'; '.join(results) or '–'} | {_share(m.get('dead_units'))} | {_minutes(m.get('train_seconds'))} | "
-                    f"{_minutes(m.get('wall_seconds'))} | {commit_of(r)} |")
+                    f"{'; '.join(results) or '–'} | {_share(m.get('dead_units'))} | "
+                    f"{_minutes(m.get('train_seconds'))} | {_minutes(m.get('wall_seconds'))} | {commit_of(r)} |")
         commands.append(f"- `{r.name}`: {command_note(r)}")
     return "\n".join(rows) + "\n\nCommands:\n\n" + "\n".join(commands)
 

@@ -59,9 +59,9 @@ class ReusableZeros:
         """:func:`nonzero_rows` of ``t`` if ``t`` is this buffer; else ``None``."""
         return nonzero_rows(t) if t is self._buf else None
 
-    def _reusable(self, w: Tensor) -> bool:
+    def _reusable(self, w: Tensor) -> bool:  # self._buf is not None
         buf = self._buf
-        if buf is None or buf.shape != w.shape or buf.dtype != w.dtype or buf.device != w.device:
+        if buf.shape != w.shape or buf.dtype != w.dtype or buf.device != w.device:
             return False
         # references: self._buf, the local name ``buf`` and getrefcount's argument; anything more is a caller's
         return sys.getrefcount(buf) <= 3 and _storage_users(buf) == 1

@@ -41,26 +41,26 @@ class PWeightCache:
     """
 
     def __init__(self) -> None:
-        self._key: Optional[tuple] = None
+        self._key: Optional[tuple] = None  # (data pointer, shape, dtype, device, p) of the weight the buffer holds
+        self._version = -1  # that weight's in-place version the buffer is current with
         self._buf: Optional[Tensor] = None
 
     def __call__(self, w: Tensor, p: float) -> Tensor:
         if p == 2.0:
             return w
-        key = (w.data_ptr(), w._version, w.shape, w.dtype, w.device, p)
-        if key == self._key and self._buf is not None:
-            return self._buf
-        rows = None
-        if self._key is not None and self._key[:1] + self._key[2:] == key[:1] + key[2:]:
-            rows = rows_written_since(w, self._key[1])  # only these rows changed since the buffer was made
-        if rows is not None and self._buf is not None:
-            self._buf.index_copy_(0, rows, p_weights(w.detach().index_select(0, rows), p))
-        else:
+        key = (w.data_ptr(), w.shape, w.dtype, w.device, p)
+        if key != self._key or self._buf is None:  # another weight: recompute whole (reusing a buffer that fits)
             if self._buf is None or self._buf.shape != w.shape or self._buf.dtype != w.dtype \
                     or self._buf.device != w.device:
                 self._buf = torch.empty_like(w, memory_format=torch.contiguous_format)
             p_weights(w.detach(), p, out=self._buf)
-        self._key = key
+        elif w._version != self._version:  # the same weight, written since
+            rows = rows_written_since(w, self._version)  # only these rows, if the write was a recorded row step
+            if rows is None:
+                p_weights(w.detach(), p, out=self._buf)
+            else:
+                self._buf.index_copy_(0, rows, p_weights(w.detach().index_select(0, rows), p))
+        self._key, self._version = key, w._version
         return self._buf
 
     def __deepcopy__(self, memo: dict) -> "PWeightCache":
