@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import Tensor
 
-from hebbian.rules.buffers import nonzero_rows, note_nonzero_rows, note_row_write
+from hebbian.rules.buffers import nonzero_rows, note_nonzero_rows, note_row_write, noted_rows
 
 
 def write_update(param: Tensor, delta: Tensor, rows: Optional[Tensor] = None) -> None:
@@ -35,8 +35,9 @@ def write_update(param: Tensor, delta: Tensor, rows: Optional[Tensor] = None) ->
         grad.zero_()
     else:
         grad.index_fill_(0, before, 0)  # only these rows held non-zeros
-    grad.index_copy_(0, rows, delta.index_select(0, rows).neg_())
-    note_nonzero_rows(grad, rows)
+    part = noted_rows(delta, rows).neg()
+    grad.index_copy_(0, rows, part)
+    note_nonzero_rows(grad, rows, part)
 
 
 class Local(torch.optim.Optimizer):
@@ -69,10 +70,12 @@ class Local(torch.optim.Optimizer):
                 rows = nonzero_rows(p.grad)
                 if rows is None:
                     dense.append(p)
-                else:  # a row-sparse update (write_update with rows): step those rows only, and say so
+                else:  # a row-sparse update (write_update with rows): step those rows only, and say so (with
+                    # the stepped rows' values, which the NaN guard and the p-metric weights cache read next)
                     before = p._version
-                    p.index_add_(0, rows, p.grad.index_select(0, rows), alpha=-group["lr"])
-                    note_row_write(p, before, rows)
+                    stepped = p.detach().index_select(0, rows).add_(noted_rows(p.grad, rows), alpha=-group["lr"])
+                    p.index_copy_(0, rows, stepped)
+                    note_row_write(p, before, rows, stepped)
             if dense:
                 torch._foreach_add_(dense, [p.grad for p in dense], alpha=-group["lr"])
         return loss

@@ -207,7 +207,7 @@ def test_a_gradient_changed_in_place_after_a_row_write_is_cleared_whole():
 
 
 def test_local_steps_only_the_noted_rows_and_records_them_exactly():
-    from hebbian.rules.buffers import rows_written_since
+    from hebbian.rules.buffers import rows_written_since, written_rows
 
     torch.manual_seed(0)
     sparse, dense = nn.Parameter(torch.randn(6, 4, dtype=DT)), None
@@ -225,6 +225,13 @@ def test_local_steps_only_the_noted_rows_and_records_them_exactly():
         assert rows_written_since(sparse, version).tolist() == rows
         assert rows_written_since(sparse, version - 1) is None  # only the exact version before the step counts
         assert rows_written_since(dense, dense._version - 1) is None  # a dense step records nothing
+        index = rows_written_since(sparse, version)
+        stepped = written_rows(sparse, index)  # the step's own values of those rows, no second gather ...
+        assert written_rows(sparse, index) is stepped and torch.equal(stepped, sparse.detach()[rows])
+    with torch.no_grad():
+        sparse[index[0], 0] += 1.0  # ... until anything else writes the weight: then they are gathered anew
+    assert written_rows(sparse, index) is not stepped
+    assert torch.equal(written_rows(sparse, index), sparse.detach()[index])
 
 
 def test_momentum_sgd_sees_the_full_row_sparse_gradient():

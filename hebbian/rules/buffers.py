@@ -10,7 +10,8 @@ update (``engine.state.hebbian_updates``, a handler's list) keeps exactly the va
 A row-sparse update (Krotov's fully connected form writes only the rows of each batch's winners and rank-k units) can
 also say which rows it wrote (:meth:`ReusableZeros.set_rows`): while the tensor is unchanged since (same in-place
 version), only those rows are cleared for the next batch and a caller may restrict its passes to them
-(:meth:`ReusableZeros.rows`). Whoever then writes only those rows of another tensor in place (the optimizer step of
+(:meth:`ReusableZeros.rows`); a note may also carry those rows' values, which a reader then takes instead of gathering
+them again (:func:`noted_rows`). Whoever then writes only those rows of another tensor in place (the optimizer step of
 the weight) records it with :func:`note_row_write`, and a cache of a function of that tensor (the p-metric weights)
 refreshes only those rows (:func:`rows_written_since`).
 """
@@ -49,11 +50,11 @@ class ReusableZeros:
         self._buf = torch.zeros_like(w, memory_format=torch.contiguous_format)
         return self._buf
 
-    def set_rows(self, t: Tensor, rows: Tensor) -> None:
+    def set_rows(self, t: Tensor, rows: Tensor, values: Optional[Tensor] = None) -> None:
         """:func:`note_nonzero_rows` for the tensor last returned by :meth:`zeros_like` (refuses any other)."""
         if t is not self._buf:
             raise ValueError("set_rows: t must be the tensor last returned by zeros_like")
-        note_nonzero_rows(t, rows)
+        note_nonzero_rows(t, rows, values)
 
     def rows(self, t: Tensor) -> Optional[Tensor]:
         """:func:`nonzero_rows` of ``t`` if ``t`` is this buffer; else ``None``."""
@@ -76,9 +77,15 @@ _NONZERO_ROWS = "_hebbian_nonzero_rows"
 _ROW_WRITE = "_hebbian_row_write"
 
 
-def note_nonzero_rows(t: Tensor, rows: Tensor) -> None:
-    """Record that, as ``t`` is now, only its rows ``rows`` (1-d, unique indices) can be non-zero."""
-    setattr(t, _NONZERO_ROWS, (t._version, rows))
+def note_nonzero_rows(t: Tensor, rows: Tensor, values: Optional[Tensor] = None) -> None:
+    """Record that, as ``t`` is now, only its rows ``rows`` (1-d, unique indices) can be non-zero.
+
+    ``values``, if given, must equal ``t.index_select(0, rows)`` now and must not be changed afterwards (the note
+    owns it): :func:`noted_rows` hands it out instead of gathering the rows again."""
+    if values is not None and (values.shape[0] != rows.shape[0] or values.shape[1:] != t.shape[1:]):
+        raise ValueError(f"values must have shape {(rows.shape[0],) + tuple(t.shape[1:])} (the noted rows of t), "
+                         f"got {tuple(values.shape)}")
+    setattr(t, _NONZERO_ROWS, (t._version, rows, values))
 
 
 def nonzero_rows(t: Tensor) -> Optional[Tensor]:
@@ -87,10 +94,20 @@ def nonzero_rows(t: Tensor) -> Optional[Tensor]:
     return note[1] if note is not None and note[0] == t._version else None
 
 
-def note_row_write(t: Tensor, before: int, rows: Tensor) -> None:
+def noted_rows(t: Tensor, rows: Tensor) -> Tensor:
+    """``t.index_select(0, rows)``: the values noted with exactly these rows (:func:`note_nonzero_rows`) while ``t``
+    is unchanged since, else gathered. Read-only: the result may be the note's own tensor."""
+    note = getattr(t, _NONZERO_ROWS, None)
+    if note is not None and note[0] == t._version and note[1] is rows and note[2] is not None:
+        return note[2]
+    return t.index_select(0, rows)
+
+
+def note_row_write(t: Tensor, before: int, rows: Tensor, values: Optional[Tensor] = None) -> None:
     """Record that the in-place write that took ``t`` from version ``before`` to its current version changed only
-    ``rows`` (1-d, unique). Read back by :func:`rows_written_since`."""
-    setattr(t, _ROW_WRITE, (before, t._version, rows))
+    ``rows`` (1-d, unique). Read back by :func:`rows_written_since`; ``values``, if given, must equal
+    ``t.index_select(0, rows)`` now and is handed out by :func:`written_rows` (the note owns it)."""
+    setattr(t, _ROW_WRITE, (before, t._version, rows, values))
 
 
 def rows_written_since(t: Tensor, version: int) -> Optional[Tensor]:
@@ -103,3 +120,12 @@ def rows_written_since(t: Tensor, version: int) -> Optional[Tensor]:
     if note is None or note[0] != version or note[1] != t._version:
         return None
     return note[2]
+
+
+def written_rows(t: Tensor, rows: Tensor) -> Tensor:
+    """``t.index_select(0, rows)``: the values noted by :func:`note_row_write` with exactly these rows while ``t`` is
+    unchanged since, else gathered. Read-only: the result may be the note's own tensor."""
+    note = getattr(t, _ROW_WRITE, None)
+    if note is not None and note[1] == t._version and note[2] is rows and note[3] is not None:
+        return note[3]
+    return t.detach().index_select(0, rows)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from hebbian.rules.base import LearningRule, Statistics, check_positive, max_abs
-from hebbian.rules.buffers import ReusableZeros, rows_written_since
+from hebbian.rules.buffers import ReusableZeros, noted_rows, rows_written_since, written_rows
 from hebbian.rules.competition import rank_gates
 from hebbian.rules.layers import LayerView
 from hebbian.rules.registry import register_rule
@@ -59,7 +59,7 @@ class PWeightCache:
             if rows is None:
                 p_weights(w.detach(), p, out=self._buf)
             else:
-                self._buf.index_copy_(0, rows, p_weights(w.detach().index_select(0, rows), p))
+                self._buf.index_copy_(0, rows, p_weights(written_rows(w, rows), p))
         self._key, self._version = key, w._version
         return self._buf
 
@@ -139,16 +139,21 @@ class Krotov(LearningRule):
 
     def _sparse_linear(self, view: LayerView, x: Tensor, current: Tensor) -> Tensor:
         top = current.topk(self.k, dim=1)
-        first, kth = top.indices[:, 0], top.indices[:, self.k - 1]
-        w = view.weight
-        # only the rows of the S winners and S rank-k units are non-zero: each sample adds g (x - I w_k) to its two
-        # rows (the gathered rows of w are S x D, no pass over the whole weight besides the zero fill, which reuses the
-        # last batch's tensor when nobody holds it: a fresh one costs page faults on the CPU, see rules/buffers.py)
-        ds = self._delta.zeros_like(w)
-        ds.index_add_(0, first, x).index_add_(0, first, w[first] * top.values[:, :1], alpha=-1.0)
-        kth_value = top.values[:, self.k - 1 : self.k]
-        ds.index_add_(0, kth, x, alpha=-self.delta).index_add_(0, kth, w[kth] * kth_value, alpha=self.delta)
-        self._delta.set_rows(ds, torch.unique(torch.cat([first, kth])))
+        # only the rows of the S winners and S rank-k units are non-zero: they are built compactly (R <= 2S rows,
+        # R x D) as ds_r = sum_n g_nr x_n - (sum_n g_nr I_nr) w_r, with one gather of w's rows, then written into the
+        # update (the last batch's tensor when nobody holds it, so only its previous rows are cleared; a fresh one
+        # costs page faults on the CPU, see rules/buffers.py)
+        rows, slot = torch.unique(torch.cat([top.indices[:, 0], top.indices[:, self.k - 1]]), return_inverse=True)
+        first, kth = slot.chunk(2)
+        first_value, kth_value = top.values[:, 0], top.values[:, self.k - 1]
+        part = x.new_zeros((rows.shape[0], x.shape[1]))
+        part.index_add_(0, first, x).index_add_(0, kth, x, alpha=-self.delta)
+        decay = first_value.new_zeros(rows.shape[0]).index_add_(0, first, first_value)
+        decay.index_add_(0, kth, kth_value, alpha=-self.delta)
+        part.addcmul_(view.weight.index_select(0, rows), decay.unsqueeze(1), value=-1.0)
+        ds = self._delta.zeros_like(view.weight)
+        ds.index_copy_(0, rows, part)
+        self._delta.set_rows(ds, rows, part)
         return ds
 
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
@@ -157,9 +162,10 @@ class Krotov(LearningRule):
         if rows is None:
             return ds.div_(max_abs(ds).clamp_min(self.prec))
         # only the written rows can be non-zero (unchanged since, e.g. not all-reduced): max-abs and scaling on them
-        part = ds.index_select(0, rows)
-        ds.index_copy_(0, rows, part.div_(max_abs(part).clamp_min(self.prec)))
-        self._delta.set_rows(ds, rows)
+        part = noted_rows(ds, rows)
+        part = part / max_abs(part).clamp_min(self.prec)
+        ds.index_copy_(0, rows, part)
+        self._delta.set_rows(ds, rows, part)
         return ds
 
     def support(self, delta: Tensor) -> Optional[Tensor]:

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from hebbian.rules.buffers import rows_written_since
+from hebbian.rules.buffers import noted_rows, rows_written_since, written_rows
 from hebbian.trainers.binding import RuleBinding
 
 
@@ -80,7 +80,7 @@ class NonFiniteGuard:
         """``delta`` if it is finite; otherwise raise (immediate mode) or flag it and return zeros (deferred mode).
 
         ``rows``: the rows outside of which ``delta`` is zero (the rule's ``support``), so only they are checked."""
-        part = delta if rows is None else delta.index_select(0, rows)
+        part = delta if rows is None else noted_rows(delta, rows)
         if not self.is_deferred(delta.device):
             if not all_finite(part):
                 self._raise([index], iteration)
@@ -115,7 +115,7 @@ class NonFiniteGuard:
         last = self._checked.get(index)
         rows = None if last is None else rows_written_since(w, last)
         self._checked[index] = w._version
-        return w if rows is None else w.index_select(0, rows)
+        return w if rows is None else written_rows(w, rows)
 
     def _flag(self, flags: Optional[Tensor], indices: List[int], ok: Tensor, device: torch.device) -> Tensor:
         if flags is None or flags.device != device:

@@ -74,3 +74,24 @@ def test_set_rows_refuses_a_foreign_tensor_and_copies_start_empty():
     with pytest.raises(ValueError, match="zeros_like"):
         zeros.set_rows(torch.zeros(2, 2), torch.tensor([0]))
     assert copy.deepcopy(zeros)._buf is None
+
+
+def test_noted_values_are_handed_out_only_for_the_same_rows_of_the_unchanged_tensor():
+    from hebbian.rules.buffers import note_nonzero_rows, noted_rows
+
+    t, rows = torch.zeros(4, 3), torch.tensor([1, 3])
+    values = torch.randn(2, 3)
+    t.index_copy_(0, rows, values)
+    note_nonzero_rows(t, rows, values)
+    assert noted_rows(t, rows) is values  # no second gather
+    equal_rows = torch.tensor([1, 3])
+    assert noted_rows(t, equal_rows) is not values and torch.equal(noted_rows(t, equal_rows), values)
+    t[1, 0] = 7.0  # any in-place change voids the note: the rows are gathered from the tensor as it is now
+    assert noted_rows(t, rows) is not values and noted_rows(t, rows)[0, 0] == 7.0
+
+
+def test_noted_values_of_the_wrong_shape_are_refused():
+    from hebbian.rules.buffers import note_nonzero_rows
+
+    with pytest.raises(ValueError, match=r"values must have shape \(2, 3\)"):
+        note_nonzero_rows(torch.zeros(4, 3), torch.tensor([0, 1]), torch.zeros(3, 3))
