@@ -407,9 +407,25 @@ def load_file(name: Union[str, Path], _seen: Tuple[Path, ...] = (), relative_to:
         return dict(data)
     if not isinstance(base, str):
         raise ConfigError("base", f"expected a config name or path, got {base!r}")
-    merged = deep_merge(load_file(base, _seen + (path,), path.parent), data)
+    return merge_over_base(load_file(base, _seen + (path,), path.parent), data)
+
+
+def merge_over_base(base: Mapping[str, Any], child: Mapping[str, Any]) -> Config:
+    """``child`` merged over its ``base`` config (a copy, with ``base: null``). The base's ``rule.params`` and
+    ``rule.layers`` belong to the base's rule: a child that names another rule starts without them, as another
+    method does in :func:`method_config`."""
+    base_rule, child_rule = base.get("rule"), child.get("rule")
+    if isinstance(base_rule, Mapping) and isinstance(child_rule, Mapping) and "name" in base_rule \
+            and "name" in child_rule and child_rule["name"] != base_rule["name"]:
+        base = {**base, "rule": _rule_section(child_rule["name"])}
+    merged = deep_merge(base, child)
     merged["base"] = None
     return merged
+
+
+def _rule_section(name: Any) -> Config:
+    """A rule section for ``name`` that inherits no other rule's parameters."""
+    return {"name": name, "params": {}, "layers": {}}
 
 
 def parse_override(text: str) -> Tuple[str, Any]:
@@ -457,8 +473,7 @@ def resolve_config(
     elif isinstance(config, Mapping):
         data = dict(config)
         if data.get("base"):
-            data = deep_merge(load_file(data["base"]), data)
-            data["base"] = None
+            data = merge_over_base(load_file(data["base"]), data)
     else:
         data = load_file(config)
     cfg = deep_merge(defaults(), data)
@@ -491,7 +506,7 @@ def method_config(base: Config, method: str, overrides: Iterable[Union[str, Tupl
         raise ConfigError(f"recipes.{method}.recipes", "a recipe cannot hold recipes")
     cfg = deep_merge(base, {})
     if method != base["rule"]["name"]:
-        cfg["rule"] = {"name": method, "params": {}, "layers": {}}
+        cfg["rule"] = _rule_section(method)
     cfg = deep_merge(cfg, recipe)
     cfg["rule"]["name"] = method
     try:

@@ -84,6 +84,18 @@ def test_file_with_base_chain_and_cycle(tmp_path: Path):
         resolve_config(tmp_path / "c.yaml")
 
 
+def test_a_child_naming_another_rule_does_not_inherit_the_base_rules_parameters(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text("rule: {name: krotov, params: {p: 4.0, k: 4}, layers: {'0': {lr: 1.0}}}\n")
+    (tmp_path / "same.yaml").write_text("base: a.yaml\nrule: {name: krotov, params: {delta: 0.2}}\n")
+    (tmp_path / "other.yaml").write_text("base: a.yaml\nrule: {name: oja, params: {}}\n")
+    same = resolve_config(tmp_path / "same.yaml")["rule"]
+    assert same["params"] == {"p": 4.0, "k": 4, "delta": 0.2} and same["layers"] == {"0": {"lr": 1.0}}
+    other = resolve_config(tmp_path / "other.yaml")["rule"]
+    assert (other["name"], other["params"], other["layers"]) == ("oja", {}, {})
+    mapping = resolve_config({"base": str(tmp_path / "a.yaml"), "rule": {"name": "backprop"}})["rule"]
+    assert (mapping["name"], mapping["params"], mapping["layers"]) == ("backprop", {}, {})
+
+
 def test_bad_files_are_config_errors(tmp_path: Path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     (tmp_path / "broken.yaml").write_text("train: {epochs: 3\n")
