@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any, Callable, List, Optional, Tuple
 
 import torch
@@ -153,6 +155,53 @@ def published_rows(cfg: Config, dataset: TensorDataset, hidden: int) -> List[Row
     ]
 
 
+def rule_updates(dataset: TensorDataset, hidden: int, batch_size: int, device: torch.device, compiled: bool,
+                 **setting: Any) -> Callable[[], None]:
+    """The rule's update alone (``rule.update`` on the p-current layer's output), for every batch of a fixed
+    epoch's worth of inputs, eagerly or through ``torch.compile(dynamic=True)``: no step, so every call sees the same
+    weights and both variants do the same work."""
+    trainer = make_trainer(dataset, hidden, device, readout_current="p", **setting)
+    layer, rule = trainer.model.linear1, trainer.bindings[0].rule
+    x_all = flat_inputs(dataset)
+    with torch.no_grad():
+        batches = [(x, layer(x)) for x in x_all.split(batch_size)]
+
+    def update(x: Tensor, u: Tensor) -> Tensor:
+        return rule.update(layer, x, u)
+
+    step = torch.compile(update, dynamic=True) if compiled else update
+
+    def run() -> None:
+        with torch.no_grad():
+            for x, u in batches:
+                step(x, u)
+
+    return run
+
+
+def compile_rows(cfg: Config, dataset: TensorDataset, hidden: int) -> List[Row]:
+    """torch.compile of the rule's update at the published setting against the same update run eagerly.
+
+    Skipped (with a note) where torch.compile cannot build for this machine (e.g. no C++ compiler for a CPU)."""
+    s = PUBLISHED
+    setting = {"p": s["p"], "k": s["k"], "lr": s["lr"]}
+    samples = min(len(dataset), 6000)  # a tenth of MNIST: the comparison is per batch, and compiling costs seconds
+    part = TensorDataset(*(t[:samples] for t in dataset.tensors))
+    try:
+        compiled = rule_updates(part, hidden, s["batch"], cfg.device, True, **setting)
+        with warnings.catch_warnings():  # dynamo explains each graph break at length; the row's ratio is the news
+            warnings.simplefilter("ignore")
+            torch._logging.set_logs(dynamo=logging.ERROR)
+            compiled()  # compiles (and warms up) outside the timing
+    except Exception as err:  # noqa: BLE001 - any failure to compile is reported, not fatal to the other rows
+        cfg.notes.append(f"torch.compile row skipped: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
+        return []
+    t = interleaved({"compiled": compiled, "eager": rule_updates(part, hidden, s["batch"], cfg.device, False,
+                                                                 **setting)}, cfg.device, reps=cfg.reps)
+    return [time_row("Krotov FC rule update, torch.compile vs eager", t, "compiled", "eager", None,
+                     f"rule.update only, {samples} x 784 -> {hidden}, p=3, k=7, batch {s['batch']}; dynamic=True")]
+
+
 def loader_epoch(loader: DataLoader) -> Callable[[], None]:
     def run() -> None:
         for _ in loader:
@@ -182,6 +231,8 @@ def run(cfg: Config) -> List[Row]:
         time_row("Krotov FC epoch vs floor", t, "ours", "floor", 1.5, "floor = forward products x @ W.T only"),
     ]
     rows += published_rows(cfg, dataset, hidden)
+    if not cfg.quick:
+        rows += compile_rows(cfg, dataset, hidden)
     if cfg.is_cuda:
         rows.append(time_row("Krotov FC epoch (GPU-resident data)", t, "ours", None, 0.1, what))
     old = DataLoader(dataset, batch_size=None, sampler=BatchSampler(RandomSampler(dataset), batch, False))
