@@ -7,7 +7,8 @@
   rank-k units write (``LearningRule.support``, docs/performance.md). Two of our model variants: ``krotov_fc`` (dot-product layer: the forward
   pass computes ``W x`` and the rule computes the current with the cached p-metric weights, two products per batch)
   and ``krotov_fc(readout_current="p")`` (a :class:`~hebbian.models.PMetricLinear`: the forward pass computes the
-  current, which the rule reuses: one product per batch).
+  current, which the rule reuses: one product per batch). At that setting also ``torch.compile`` of the rule's
+  update against the same update run eagerly (not in quick mode).
 
 * **ours**: :class:`~hebbian.trainers.HebbianTrainer` on ``create_model("krotov_fc")`` with ``create("krotov")``
   (p = 2, k = 2, delta = 0.4, pytorch-hebbian's ``KrotovsRule()`` defaults) and :class:`~hebbian.optim.Local`
