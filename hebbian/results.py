@@ -229,6 +229,19 @@ def command_note(record: RunRecord) -> str:
     return f"`{command}`" + (f" ({describe_machine(machine)})" if machine else "")
 
 
+def _times(m: Mapping[str, Any]) -> str:
+    """The train-time and wall-time cells: of every process together for a resumed run when the checkpoints carried
+    the earlier processes' time (``total_train_seconds``), else of the last process, saying which epochs it ran."""
+    train, wall = _minutes(m.get("train_seconds")), _minutes(m.get("wall_seconds"))
+    resumes = m.get("resumes") or []
+    if not resumes:
+        return f"{train} | {wall}"
+    if "total_train_seconds" in m:
+        return f"{_minutes(m['total_train_seconds'])} (all {len(resumes) + 1} processes) | {wall} (the last process)"
+    since = f"epochs {resumes[-1].get('epoch', 0) + 1}-{m.get('epochs', '?')}, after a resume"
+    return f"{train} ({since}) | {wall} (the last process)"
+
+
 def runs_table(records: Sequence[RunRecord]) -> str:
     """Markdown table, one row per run, and the exact command of each row under it."""
     head = ("| run | what was run | train images | result (test accuracy) | dead units | train time | wall time "
@@ -247,7 +260,7 @@ def runs_table(records: Sequence[RunRecord]) -> str:
         status = "" if m else " (no metrics.json: not finished)"
         rows.append(f"| `{r.name}`{status} | {settings(r.config)} | {m.get('train_images', '–')} | "
                     f"{'; '.join(results) or '–'} | {_share(m.get('dead_units'))} | "
-                    f"{_minutes(m.get('train_seconds'))} | {_minutes(m.get('wall_seconds'))} | {commit_of(r)} |")
+                    f"{_times(m)} | {commit_of(r)} |")
         commands.append(f"- `{r.name}`: {command_note(r)}")
     return "\n".join(rows) + "\n\nCommands:\n\n" + "\n".join(commands)
 

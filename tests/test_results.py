@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,18 @@ def test_settings_show_a_rules_parameters_but_not_for_baselines():
     base = {"model": {"name": "hebbian_conv", "width": 1.0}, "train": {"epochs": 1, "lr": 0.04}, "data": {"batch_size": 2}}
     assert "krotov(p=4.0, k=4)" in settings({**base, "rule": {"name": "krotov", "params": {"p": 4.0, "k": 4}}})
     assert "; backprop; 1 epoch, batch 2" in settings({**base, "rule": {"name": "backprop", "params": {"p": 4.0}}})
+
+
+def test_a_resumed_runs_times_say_which_processes_they_cover():
+    from hebbian.results import RunRecord, runs_table
+
+    config = {"model": {"name": "krotov_fc", "width": 1.0}, "rule": {"name": "krotov", "params": {}},
+              "train": {"epochs": 10, "lr": 0.04}, "data": {"batch_size": 100}}
+    plain = {"epochs": 10, "train_seconds": 600.0, "wall_seconds": 660.0}
+    resumed = {**plain, "resumes": [{"epoch": 4, "iteration": 40, "checkpoint": "checkpoint_40.pt"}]}
+    total = {**resumed, "total_train_seconds": 1000.0}
+    rows = runs_table([RunRecord(Path(n), config, m) for n, m in
+                       (("plain", plain), ("old", resumed), ("new", total))]).splitlines()
+    assert "| 10.0 min | 11.0 min |" in rows[2]
+    assert "| 10.0 min (epochs 5-10, after a resume) | 11.0 min (the last process) |" in rows[3]
+    assert "| 16.7 min (all 2 processes) | 11.0 min (the last process) |" in rows[4]

@@ -114,6 +114,9 @@ def resume_and_check(run: Path, config_rule_reference: dict, capsys) -> dict:
     assert not (run / ".hebbian.lock").exists()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and len(metrics["resumes"]) == 1
+    # the checkpoints carry the training time on: the total counts the earlier processes' time up to the checkpoint
+    # the resume started from, as well as this process's
+    assert metrics["total_train_seconds"] > metrics["train_seconds"] > 0
     return metrics
 
 
