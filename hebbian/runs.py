@@ -426,8 +426,8 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
             saver(Engine(lambda *_: None))
         if history.resumes:
             metrics["resumes"] = history.resumes
-            if history.train_seconds is not None and "train" in exp.seconds:  # this process's time and the earlier
-                metrics["total_train_seconds"] = round(history.train_seconds + exp.seconds["train"], 3)
+            if history.train_seconds is not None:  # the earlier processes' time and this one's (if it trained)
+                metrics["total_train_seconds"] = round(history.train_seconds + exp.seconds.get("train", 0.0), 3)
         if evaluate:
             evaluated = exp.evaluate()
             metrics.update(evaluated)
