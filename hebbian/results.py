@@ -113,6 +113,9 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
         overrides: config overrides used to rebuild the model (e.g. ``[("model.options.readout_current", "dot")]``).
         tag: suffix of the output file, to keep probes of differently rebuilt models apart.
         control: also probe the untrained model (the run's config and seed, so its initial weights), as epoch 0.
+
+    The probe's own seed (its readout's initial weights, split and minibatch order) is the run's, unless ``params``
+    sets ``seed``: repeating a probe with other seeds gives the spread of its readout on the same features.
     """
     from hebbian.probes import create_probe
     from hebbian.runs import load_run
@@ -153,7 +156,9 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
         else:
             exp, _, ckpt = load_run(found[epoch], [tuple(o) for o in overrides])
         start = time.perf_counter()
-        engine = create_probe(probe, exp.model, seed=record.config.get("seed", 0), device=exp.device, **params)
+        seed = params.get("seed", record.config.get("seed", 0))
+        engine = create_probe(probe, exp.model, seed=seed, device=exp.device,
+                              **{k: v for k, v in params.items() if k != "seed"})
         metrics = engine.run(exp.eval_loader(exp.data.train), exp.eval_loader(exp.data.test))
         entry = {"epoch": epoch, "checkpoint": ckpt.name, **{k: _plain(v) for k, v in metrics.items()},
                  "seconds": round(time.perf_counter() - start, 1), "params": params, "overrides": overrides}
@@ -209,9 +214,9 @@ def settings(config: Mapping[str, Any]) -> str:
 
 
 def final_probe(record: RunRecord, protocol: str) -> Optional[Dict[str, Any]]:
-    """The probe entry of the run's last probed checkpoint."""
+    """The probe entry of the run's last probed checkpoint (the first made with the run's own seed, if any was)."""
     entries = record.probes.get(protocol) or []
-    return max(entries, key=lambda e: e["epoch"]) if entries else None
+    return max(entries, key=lambda e: (e["epoch"], "seed" not in (e.get("params") or {}))) if entries else None
 
 
 def commit_of(record: RunRecord) -> str:
@@ -266,16 +271,52 @@ def runs_table(records: Sequence[RunRecord]) -> str:
 
 
 def curve_table(record: RunRecord, protocol: str) -> str:
-    """The probe's accuracies at every probed checkpoint of one run."""
+    """The probe's accuracies at every probed checkpoint of one run, with the probe command(s) that made them.
+
+    Entries made with other probe seeds (``--set seed=N``) get a seed column, and every epoch probed with several
+    seeds a line with the mean, standard deviation and range of its test accuracies."""
     entries = sorted(record.probes.get(protocol) or [], key=lambda e: e["epoch"])
     if not entries:
         raise ResultsError(f"run {record.name!r} has no probes/{protocol}.json (run `python -m hebbian.results probe`)")
-    lines = ["| epoch | train acc. | validation acc. | test acc. | choice on the validation split | probe time |",
-             "|---:|---:|---:|---:|---|---:|"]
-    for e in entries:
-        lines.append(f"| {e['epoch'] or '0 (untrained control)'} | {_pct(e.get('train_accuracy'))} | "
-                     f"{_pct(e.get('val_accuracy'))} | {_pct(e.get('test_accuracy'))} | {_choice(e)} | "
-                     f"{e.get('seconds', 0):.0f} s |")
+    run_seed = record.config.get("seed", 0)
+    seeds = [(e.get("params") or {}).get("seed", run_seed) for e in entries]
+    seeded = any("seed" in (e.get("params") or {}) for e in entries)
+    head = "| epoch |" + (" probe seed |" if seeded else "")
+    lines = [head + " train acc. | validation acc. | test acc. | choice on the validation split | probe time |",
+             "|---:|" + ("---:|" if seeded else "") + "---:|---:|---:|---|---:|"]
+    for e, seed in zip(entries, seeds):
+        lines.append(f"| {e['epoch'] or '0 (untrained control)'} |" + (f" {seed} |" if seeded else "")
+                     + f" {_pct(e.get('train_accuracy'))} | {_pct(e.get('val_accuracy'))} | "
+                     f"{_pct(e.get('test_accuracy'))} | {_choice(e)} | {e.get('seconds', 0):.0f} s |")
+    text = "\n".join(lines) + _seed_spread(entries, seeds)
+    groups: Dict[str, List[Dict[str, Any]]] = {}
+    for e in entries:  # one command per probe setting (params and overrides), in the order first made
+        groups.setdefault(json.dumps([e.get("params") or {}, e.get("overrides") or []], sort_keys=True), []).append(e)
+    commands = [probe_command_of(record, protocol, group) for group in groups.values()]
+    label = "Probe command" if len(commands) == 1 else "Probe commands"
+    return text + f"\n\n{label}: " + "; ".join(commands)
+
+
+def _seed_spread(entries: Sequence[Mapping[str, Any]], seeds: Sequence[Any]) -> str:
+    """A line per epoch probed with several seeds (the first entry of each seed): the test accuracies' mean, sample
+    standard deviation and range."""
+    out = []
+    for epoch in sorted({e["epoch"] for e in entries}):
+        by_seed: Dict[Any, float] = {}
+        for e, seed in zip(entries, seeds):
+            if e["epoch"] == epoch and "test_accuracy" in e:
+                by_seed.setdefault(seed, e["test_accuracy"])
+        accs = list(by_seed.values())
+        if len(accs) > 1:
+            mean = sum(accs) / len(accs)
+            sd = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
+            out.append(f"Epoch {epoch or '0 (control)'}, {len(accs)} probe seeds: test accuracy {_pct(mean)} ± "
+                       f"{100 * sd:.2f} points (sample sd), from {_pct(min(accs))} to {_pct(max(accs))}.")
+    return ("\n\n" + "\n".join(out)) if out else ""
+
+
+def probe_command_of(record: RunRecord, protocol: str, entries: Sequence[Mapping[str, Any]]) -> str:
+    """The ``hebbian.results probe`` command that makes ``entries`` (one probe setting)."""
     params, overrides = entries[-1].get("params") or {}, entries[-1].get("overrides") or []
     args = [f"--set {shlex.quote(k + '=' + json.dumps(v).replace(' ', ''))}" for k, v in params.items()]
     args += [f"--config {k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides]  # None -> null
@@ -284,8 +325,7 @@ def curve_table(record: RunRecord, protocol: str) -> str:
     args += ["--control"] if any(e["epoch"] == 0 for e in entries) else []
     probed = [e["epoch"] for e in entries if e["epoch"]]
     args += [f"--epochs {','.join(map(str, probed))}"] if probed else []
-    return "\n".join(lines) + (f"\n\nProbe command: `python -m hebbian.results probe runs/{record.name} --probe "
-                               f"{name}{' ' + ' '.join(args) if args else ''}`")
+    return f"`python -m hebbian.results probe runs/{record.name} --probe {name}{' ' + ' '.join(args) if args else ''}`"
 
 
 def compare_table(record: RunRecord) -> str:

@@ -146,3 +146,21 @@ def test_a_resumed_runs_times_say_which_processes_they_cover():
     assert "| 10.0 min | 11.0 min |" in rows[2]
     assert "| 10.0 min (epochs 5-10, after a resume) | 11.0 min (the last process) |" in rows[3]
     assert "| 16.7 min (all 2 processes) | 11.0 min (the last process) |" in rows[4]
+
+
+def test_a_probe_seed_set_in_params_replaces_the_runs_seed(run):
+    params = {"epochs": 2, "beta_grid": [1.0], "batch_size": 64}
+    default = probe_checkpoints(run, "krotov_hopfield", params, epochs=[2], tag="s", log=lambda *_: None)[-1]
+    same = probe_checkpoints(run, "krotov_hopfield", {**params, "seed": 0}, epochs=[2], tag="s",
+                             log=lambda *_: None)[-1]
+    other = probe_checkpoints(run, "krotov_hopfield", {**params, "seed": 7}, epochs=[2], tag="s",
+                              log=lambda *_: None)[-1]
+    assert same["params"]["seed"] == 0 and other["params"]["seed"] == 7  # kept apart in the file by their params
+    drop = ("seconds", "params")
+    assert {k: v for k, v in same.items() if k not in drop} == {k: v for k, v in default.items() if k not in drop}
+    assert {k: v for k, v in other.items() if k not in drop} != {k: v for k, v in default.items() if k not in drop}
+    text = render("<!-- curve: tiny_krotov krotov_hopfield-s -->", [read_run(run)])
+    assert "| epoch | probe seed |" in text and "| 2 | 7 |" in text
+    assert "Epoch 2, 2 probe seeds: test accuracy" in text  # seeds 0 (the run's, twice) and 7
+    assert text.count("`python -m hebbian.results probe") == 3  # one command per probe setting
+    assert "--set seed=7 --tag s --epochs 2`" in text
