@@ -28,13 +28,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import re
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -166,14 +167,30 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
                    for h in getattr(engine, "history", None) or [] if isinstance(h, Mapping)]
         if any(history):
             entry["candidates"] = history  # e.g. every beta's validation accuracy
-        entries.append(entry)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        entries = _append_entry(out, entry, key)
         log(f"{run_dir.name} epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
                                                           if k.endswith("accuracy")))
         del engine, exp  # the probe's feature cache (e.g. 16 GB for a 57,600-feature conv net) goes before the next
         gc.collect()     # checkpoint's is built: Ignite engines hold reference cycles
+    return entries
+
+
+def _append_entry(out: Path, entry: Dict[str, Any], key: Callable[..., str]) -> List[Dict[str, Any]]:
+    """Append ``entry`` to the probe file ``out`` and return its entries: under an ``flock`` of the probes folder, the
+    file is read again (another process may have added entries since) and replaced atomically, so two probe processes
+    on one run never drop each other's entries. An entry with the same key that another process added meanwhile is
+    kept instead of this one."""
+    import fcntl
+
+    with open(out.parent / ".lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        entries: List[Dict[str, Any]] = _read_json(out) if out.is_file() else []
+        made = key(entry["epoch"], entry["params"], entry["overrides"])
+        if all(key(e["epoch"], e["params"], e.get("overrides", [])) != made for e in entries):
+            entries.append(entry)
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+            tmp.replace(out)
     return entries
 
 

@@ -164,3 +164,24 @@ def test_a_probe_seed_set_in_params_replaces_the_runs_seed(run):
     assert "Epoch 2, 2 probe seeds: test accuracy" in text  # seeds 0 (the run's, twice) and 7
     assert text.count("`python -m hebbian.results probe") == 3  # one command per probe setting
     assert "--set seed=7 --tag s --epochs 2`" in text
+
+
+def test_two_processes_probing_one_run_keep_each_others_entries(run, monkeypatch):
+    """A probe that read the file before another process appended to it does not drop that entry when it writes."""
+    import hebbian.results as results
+
+    params = {"epochs": 1, "beta_grid": [1.0], "batch_size": 64}
+    out = run / "probes" / "krotov_hopfield-two.json"
+    real = results._append_entry
+
+    def other_process_appends_first(path, entry, key):  # the other process finished while this one was probing
+        if not path.exists():
+            other = {**entry, "params": {**params, "seed": 3}, "test_accuracy": 0.5}
+            real(path, other, key)
+        return real(path, entry, key)
+
+    monkeypatch.setattr(results, "_append_entry", other_process_appends_first)
+    entries = probe_checkpoints(run, "krotov_hopfield", params, epochs=[1], tag="two", log=lambda *_: None)
+    saved = json.loads(out.read_text())
+    assert saved == entries and [e["params"].get("seed") for e in saved] == [3, None]
+    assert not list(out.parent.glob("*.tmp"))  # no temporary file left behind
