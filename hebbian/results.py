@@ -243,12 +243,17 @@ def commit_of(record: RunRecord) -> str:
 
 
 def command_note(record: RunRecord) -> str:
-    """```command``` (machine) of a run from its provenance.json."""
+    """```command``` (machine) of a run from its provenance.json, and the command, commit and machine of each resume."""
     from hebbian.provenance import describe_machine
 
-    command = record.provenance.get("command", "(no provenance.json)")
-    machine = record.provenance.get("machine")
-    return f"`{command}`" + (f" ({describe_machine(machine)})" if machine else "")
+    def one(made: Mapping[str, Any]) -> str:
+        machine = made.get("machine")
+        return f"`{made.get('command', '(no provenance.json)')}`" + (f" ({describe_machine(machine)})" if machine else "")
+
+    resumes = [r for r in record.provenance.get("resumes") or [] if isinstance(r, Mapping)]
+    return one(record.provenance) + "".join(
+        f"; resumed with {one(r)} at commit {str(r.get('commit', '–'))[:7]}{'+' if r.get('dirty') else ''}"
+        for r in resumes)
 
 
 def _times(m: Mapping[str, Any]) -> str:

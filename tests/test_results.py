@@ -185,3 +185,12 @@ def test_two_processes_probing_one_run_keep_each_others_entries(run, monkeypatch
     saved = json.loads(out.read_text())
     assert saved == entries and [e["params"].get("seed") for e in saved] == [3, None]
     assert not list(out.parent.glob("*.tmp"))  # no temporary file left behind
+
+
+def test_the_command_note_names_each_resume_with_its_command_and_commit():
+    from hebbian.results import RunRecord, command_note
+
+    provenance = {"command": "hebbian train x --out runs/x", "commit": "a" * 40,
+                  "resumes": [{"command": "hebbian train --resume runs/x", "commit": "b" * 40, "dirty": True}]}
+    note = command_note(RunRecord(Path("x"), {}, {}, provenance))
+    assert note == "`hebbian train x --out runs/x`; resumed with `hebbian train --resume runs/x` at commit bbbbbbb+"
