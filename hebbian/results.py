@@ -31,11 +31,12 @@ import json
 import os
 import re
 import shlex
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -140,13 +141,10 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
     out = run_dir / "probes" / f"{probe}{'-' + tag if tag else ''}.json"
     entries: List[Dict[str, Any]] = _read_json(out) if out.is_file() else []
 
-    def key(epoch: int, p: Mapping[str, Any], o: Sequence) -> str:
-        return json.dumps([epoch, p, o], sort_keys=True)
-
-    done = {key(e["epoch"], e["params"], e.get("overrides", [])) for e in entries}
+    done = {_entry_key(e) for e in entries}
     out.parent.mkdir(exist_ok=True)
     for epoch in chosen:
-        if key(epoch, params, overrides) in done:
+        if (epoch, _setting(params, overrides)) in done:
             continue
         if epoch == 0:  # the control: same config and seed, untrained
             from hebbian.config import resolve_config
@@ -167,7 +165,7 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
                    for h in getattr(engine, "history", None) or [] if isinstance(h, Mapping)]
         if any(history):
             entry["candidates"] = history  # e.g. every beta's validation accuracy
-        entries = _append_entry(out, entry, key)
+        entries = _append_entry(out, entry)
         log(f"{run_dir.name} epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
                                                           if k.endswith("accuracy")))
         del engine, exp  # the probe's feature cache (e.g. 16 GB for a 57,600-feature conv net) goes before the next
@@ -175,7 +173,17 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
     return entries
 
 
-def _append_entry(out: Path, entry: Dict[str, Any], key: Callable[..., str]) -> List[Dict[str, Any]]:
+def _setting(params: Optional[Mapping[str, Any]], overrides: Optional[Sequence]) -> str:
+    """A probe setting (its parameters and config overrides) as a comparable string."""
+    return json.dumps([params or {}, overrides or []], sort_keys=True)
+
+
+def _entry_key(entry: Mapping[str, Any]) -> Tuple[int, str]:
+    """What makes a probe entry: its epoch and setting (a second entry with the same key is a repeat)."""
+    return entry["epoch"], _setting(entry.get("params"), entry.get("overrides"))
+
+
+def _append_entry(out: Path, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Append ``entry`` to the probe file ``out`` and return its entries: under an ``flock`` of the probes folder, the
     file is read again (another process may have added entries since) and replaced atomically, so two probe processes
     on one run never drop each other's entries. An entry with the same key that another process added meanwhile is
@@ -185,8 +193,7 @@ def _append_entry(out: Path, entry: Dict[str, Any], key: Callable[..., str]) -> 
     with open(out.parent / ".lock", "a", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         entries: List[Dict[str, Any]] = _read_json(out) if out.is_file() else []
-        made = key(entry["epoch"], entry["params"], entry["overrides"])
-        if all(key(e["epoch"], e["params"], e.get("overrides", [])) != made for e in entries):
+        if all(_entry_key(e) != _entry_key(entry) for e in entries):
             entries.append(entry)
             tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
@@ -313,7 +320,7 @@ def curve_table(record: RunRecord, protocol: str) -> str:
     text = "\n".join(lines) + _seed_spread(entries, seeds)
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for e in entries:  # one command per probe setting (params and overrides), in the order first made
-        groups.setdefault(json.dumps([e.get("params") or {}, e.get("overrides") or []], sort_keys=True), []).append(e)
+        groups.setdefault(_setting(e.get("params"), e.get("overrides")), []).append(e)
     commands = [probe_command_of(record, protocol, group) for group in groups.values()]
     label = "Probe command" if len(commands) == 1 else "Probe commands"
     return text + f"\n\n{label}: " + "; ".join(commands)
@@ -330,10 +337,9 @@ def _seed_spread(entries: Sequence[Mapping[str, Any]], seeds: Sequence[Any]) -> 
                 by_seed.setdefault(seed, e["test_accuracy"])
         accs = list(by_seed.values())
         if len(accs) > 1:
-            mean = sum(accs) / len(accs)
-            sd = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5
-            out.append(f"Epoch {epoch or '0 (control)'}, {len(accs)} probe seeds: test accuracy {_pct(mean)} ± "
-                       f"{100 * sd:.2f} points (sample sd), from {_pct(min(accs))} to {_pct(max(accs))}.")
+            out.append(f"Epoch {epoch or '0 (control)'}, {len(accs)} probe seeds: test accuracy "
+                       f"{_pct(statistics.mean(accs))} ± {100 * statistics.stdev(accs):.2f} points (sample sd), "
+                       f"from {_pct(min(accs))} to {_pct(max(accs))}.")
     return ("\n\n" + "\n".join(out)) if out else ""
 
 

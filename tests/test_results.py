@@ -174,11 +174,10 @@ def test_two_processes_probing_one_run_keep_each_others_entries(run, monkeypatch
     out = run / "probes" / "krotov_hopfield-two.json"
     real = results._append_entry
 
-    def other_process_appends_first(path, entry, key):  # the other process finished while this one was probing
+    def other_process_appends_first(path, entry):  # the other process finished while this one was probing
         if not path.exists():
-            other = {**entry, "params": {**params, "seed": 3}, "test_accuracy": 0.5}
-            real(path, other, key)
-        return real(path, entry, key)
+            real(path, {**entry, "params": {**params, "seed": 3}, "test_accuracy": 0.5})
+        return real(path, entry)
 
     monkeypatch.setattr(results, "_append_entry", other_process_appends_first)
     entries = probe_checkpoints(run, "krotov_hopfield", params, epochs=[1], tag="two", log=lambda *_: None)

@@ -97,10 +97,7 @@ def nonzero_rows(t: Tensor) -> Optional[Tensor]:
 def noted_rows(t: Tensor, rows: Tensor) -> Tensor:
     """``t.index_select(0, rows)``: the values noted with exactly these rows (:func:`note_nonzero_rows`) while ``t``
     is unchanged since, else gathered. Read-only: the result may be the note's own tensor."""
-    note = getattr(t, _NONZERO_ROWS, None)
-    if note is not None and note[0] == t._version and note[1] is rows and note[2] is not None:
-        return note[2]
-    return t.index_select(0, rows)
+    return _noted_values(t, _NONZERO_ROWS, rows)
 
 
 def note_row_write(t: Tensor, before: int, rows: Tensor, values: Optional[Tensor] = None) -> None:
@@ -125,7 +122,13 @@ def rows_written_since(t: Tensor, version: int) -> Optional[Tensor]:
 def written_rows(t: Tensor, rows: Tensor) -> Tensor:
     """``t.index_select(0, rows)``: the values noted by :func:`note_row_write` with exactly these rows while ``t`` is
     unchanged since, else gathered. Read-only: the result may be the note's own tensor."""
-    note = getattr(t, _ROW_WRITE, None)
-    if note is not None and note[1] == t._version and note[2] is rows and note[3] is not None:
-        return note[3]
+    return _noted_values(t, _ROW_WRITE, rows)
+
+
+def _noted_values(t: Tensor, attr: str, rows: Tensor) -> Tensor:
+    """The values of the note ``attr`` on ``t`` (both kinds end with: ``t``'s version when noted, the rows, their
+    values) if it is current and for exactly ``rows``; else the rows gathered from ``t``."""
+    note = getattr(t, attr, None)
+    if note is not None and note[-3] == t._version and note[-2] is rows and note[-1] is not None:
+        return note[-1]
     return t.detach().index_select(0, rows)
