@@ -150,10 +150,17 @@ def plot_filter_comparison(
 
 
 def save_figure(fig: Any, path: Union[str, os.PathLike], *, dpi: int = 100, close: bool = True) -> Path:
-    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating folders; closes it by default."""
+    """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating folders; closes it by default.
+
+    The figure is written to a new file that replaces the name (:func:`hebbian.files.atomic_path`)."""
+    from hebbian.files import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    if close:
-        plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # a new file renamed onto the name: never written through a link
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    finally:
+        if close:
+            plt.close(fig)
     return path

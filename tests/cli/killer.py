@@ -78,7 +78,7 @@ def main() -> int:
 
         torch.save = save
     elif mode == "metrics":
-        import hebbian.runs as runs
+        import hebbian.runs.training as runs
 
         original_write = runs.write_atomic
 

@@ -1,0 +1,85 @@
+"""What a run attaches to its engines: a progress bar, TensorBoard logs with the visualizers, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Mapping
+
+from ignite.engine import Engine, Events
+
+from hebbian.experiment import Experiment
+
+def attach_progress(exp: Experiment, desc: str) -> None:
+    """An Ignite ``ProgressBar`` over the training iterations."""
+    from ignite.handlers import ProgressBar
+
+    if exp.trainer is not None:
+        ProgressBar(persist=False, desc=desc).attach(exp.trainer)
+
+
+def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:
+    """A ``TensorboardLogger`` in ``log_dir`` with the visualizers (filters, convergence, update norms, ...) and,
+    for backprop and GHL, the training loss. Returns the logger (close it when done)."""
+    from ignite.handlers import TensorboardLogger
+
+    from hebbian.visualizers import attach_visualizers
+
+    log = exp.cfg["log"]
+    logger = TensorboardLogger(log_dir=str(log_dir))
+    exp.probe_handlers.append(lambda probe, tag: logger.attach_output_handler(
+        probe, Events.ITERATION_COMPLETED, tag=tag, output_transform=_numbers,
+        global_step_transform=lambda engine, _: engine.state.iteration))
+    if exp.trainer is not None:
+        every_epochs = log["filters_every"] or None
+        if exp.kind == "backprop":  # no rule bindings: show the layers a rule would train
+            from ignite.handlers.tensorboard_logger import WeightsHistHandler
+
+            from hebbian.visualizers import FilterGridHandler
+
+            weights = [f"{name}.weight" for name in exp.layers]
+            if every_epochs:
+                for handler in (FilterGridHandler(exp.model, exp.data.input_shape, whitelist=weights),
+                                WeightsHistHandler(exp.model, whitelist=weights)):
+                    logger.attach(exp.trainer, handler, Events.EPOCH_COMPLETED(every=every_epochs))
+        else:
+            attach_visualizers(logger, exp.trainer, exp.model, every_iters=log["every"], every_epochs=every_epochs,
+                               input_shape=exp.data.input_shape)
+        if exp.kind in ("backprop", "ghl"):
+            logger.attach_output_handler(exp.trainer, Events.ITERATION_COMPLETED(every=log["every"]), tag="train",
+                                         output_transform=_loss_of)
+    return logger
+
+
+def _numbers(output: Any) -> Dict[str, float]:
+    """The numeric entries of a probe step's output (e.g. ``l2``, ``val_accuracy``)."""
+    if not isinstance(output, Mapping):
+        return {}
+    return {k: float(v) for k, v in output.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _loss_of(output: Any) -> Dict[str, Any]:
+    if isinstance(output, Mapping):
+        return {k: v for k, v in output.items() if k == "loss"}
+    return {"loss": output}
+
+
+def attach_checkpoints(exp: Experiment, dirname: Path) -> Any:
+    """Checkpoints every ``checkpoint.every`` epochs and at the end (``RUN/checkpoints/checkpoint_<iter>.pt``)."""
+    from ignite.handlers import Checkpoint
+
+    from hebbian.trainers.checkpoint import KeepPreviousDiskSaver, setup_checkpointing
+
+    c = exp.cfg["checkpoint"]
+    if exp.trainer is None:  # random weights: save them once, as "iteration 0"
+        return Checkpoint(exp.to_save, KeepPreviousDiskSaver(dirname), n_saved=1,
+                          global_step_transform=lambda *_: 0)
+    every = c["every"] or exp.epochs + 1
+    handler = setup_checkpointing(exp.trainer, exp.to_save, dirname, every=every, event=Events.EPOCH_COMPLETED,
+                                  n_saved=c["n_saved"])
+
+    def final(engine: Engine) -> None:
+        if engine.state.epoch % every:
+            handler(engine)
+
+    exp.trainer.add_event_handler(Events.COMPLETED, final)
+    return handler
