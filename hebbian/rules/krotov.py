@@ -106,7 +106,7 @@ class Krotov(LearningRule):
     Shapes: ``x (S, D)`` / ``(N, C, H, W)``, ``u (S, M)`` / ``(N, M, OH, OW)``; returns the weight's shape.
     For ``Linear`` layers the two non-zeros of ``g`` per sample are scattered with ``index_add`` (``O(S D)``),
     instead of a dense ``g.T @ x`` (``O(S M D)``), into the R <= 2S written rows only (an ``(R, D)`` tensor), and the
-    decay term is one scaling of those rows of ``w`` by :math:`\sum_n g_{nk} I_{nk}`; the rows and their values are
+    decay term is one scaling of those rows of ``w`` by :math:`\\sum_n g_{nk} I_{nk}`; the rows and their values are
     noted on the update (:func:`~hebbian.rules.buffers.note_nonzero_rows`) for the steps after it. The p-metric weights are recomputed (in place, into one buffer) only when the weight changed, and the update is
     built in last batch's tensor when nothing else holds it (:class:`~hebbian.rules.buffers.ReusableZeros`); with a
     :class:`~hebbian.models.PMetricLinear` layer of the same p the layer's output already is the current.
