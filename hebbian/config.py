@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
-from hebbian.errors import ConfigError
+from hebbian.errors import ConfigError, UsageError
 
 Config = Dict[str, Any]
 
@@ -498,7 +498,13 @@ def method_config(base: Config, method: str, overrides: Iterable[Union[str, Tupl
 
     Raises:
         ConfigError: a bad recipe (the key is reported as ``recipes.<method>.<key>``) or override.
+        UsageError: an unknown method (named as ``--rule``'s, with the closest known name).
     """
+    known = _rule_names()
+    if method not in known:
+        close = difflib.get_close_matches(str(method), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown rule {method!r} in --rule; known rules: {', '.join(known)}{hint}")
     recipe = base["recipes"].get(method) or {}
     if not isinstance(recipe, Mapping):
         raise ConfigError(f"recipes.{method}", f"expected a mapping of config sections, got {recipe!r}")

@@ -232,7 +232,8 @@ def _error(capsys, argv) -> str:
 
 
 @pytest.mark.parametrize("argv,fragments", [
-    (["train", "compare_digits", "--rule", "kortov"], ["rule.name", "krotov", "softhebb", "did you mean 'krotov'"]),
+    (["train", "compare_digits", "--rule", "kortov"], ["--rule", "krotov", "softhebb", "did you mean 'krotov'"]),
+    (["train", "compare_digits", "--rule", "ojaa"], ["unknown rule 'ojaa' in --rule", "did you mean 'oja'"]),
     (["compare", "--rules", "oja,nope"], ["unknown rule 'nope'", "known rules", "sanger"]),
     (["train", "compare_digits", "--set", "train.epohcs=3"], ["train.epohcs", "did you mean 'epochs'"]),
     (["train", "compare_digits", "--epochs", "-2"], ["train.epochs", ">= 1"]),
@@ -259,6 +260,7 @@ def _error(capsys, argv) -> str:
 def test_bad_input_gives_exit_code_2_and_names_the_problem(capsys, tmp_path, argv, fragments):
     err = _error(capsys, argv + ["--out", str(tmp_path / "o")] if argv[0] in ("train", "compare") else argv)
     assert err.startswith("hebbian: error: ") and err.count("\n") == 1
+    assert "recipes." not in err  # a key the user never typed
     for fragment in fragments:
         assert fragment in err
 
