@@ -74,9 +74,10 @@ def _torchvision(cls_name: str) -> Callable[[Optional[Path], bool, bool], Tuple[
         try:
             ds = cls(str(root), train=train, download=download)
         except RuntimeError as err:  # torchvision's "Dataset not found. You can use download=True ..."
+            folder = getattr(cls, "base_folder", f"{cls_name}/raw")  # CIFAR: the extracted archive; MNIST: raw/
             raise DatasetNotFoundError(
                 f"{cls_name} was not found under {root} ({err}). Point --data-root / ${ENV_ROOT} at a folder "
-                f"holding it in torchvision's layout (e.g. {root}/{cls_name}/raw for MNIST-style data), or pass "
+                f"holding it in torchvision's layout (here {root}/{folder}), or pass "
                 "--download (download=True) on a machine with internet access."
             ) from err
         data = ds.data if isinstance(ds.data, Tensor) else torch.as_tensor(ds.data)
