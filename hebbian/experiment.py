@@ -25,8 +25,9 @@ from __future__ import annotations
 import fnmatch
 import os
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import ignite.distributed as idist
 import torch
@@ -354,6 +355,9 @@ class Experiment:
 
         self.weights = {n: site_weight(self.model, n) for n in self.layers}  # the Hebbian weights by site name
         self.initial_weights = {n: w.detach().clone() for n, w in self.weights.items()}
+        # what the Hebbian layers learn besides their weights (e.g. a FoldiakLayer's lateral weights, thresholds)
+        self.initial_buffers = {f"{n}.{b}": t.detach().clone() for n in self.layers
+                                for b, t in self._layer_buffers(n).items()}
         self.probe_handlers: List[Any] = []  # (probe engine, tag) -> None, called for every probe run
         self._probe_tag = "probe"
         generator = torch.Generator().manual_seed(cfg["seed"])
@@ -474,22 +478,85 @@ class Experiment:
         self.seconds["probe"] = self.seconds.get("probe", 0.0) + time.perf_counter() - start
         return {f"probe_{k}": float(v) for k, v in metrics.items() if k.endswith("accuracy")}
 
-    def control(self) -> Dict[str, Any]:
-        """The method's control: the probe of the model with its initial (untrained) Hebbian weights, as
-        ``control_probe_*`` keys. The model's current weights are restored afterwards."""
-        current = {name: w.detach().clone() for name, w in self.weights.items()}
+    def _layer_buffers(self, name: str) -> Dict[str, torch.Tensor]:
+        """The buffers of the module of Hebbian layer ``name`` (none for plain ``Linear`` / ``Conv`` layers)."""
+        module = dict(self.model.named_modules()).get(name)
+        return {} if module is None else dict(module.named_buffers(recurse=False))
+
+    def _learned_state(self) -> Dict[str, torch.Tensor]:
+        """The Hebbian weights and their modules' buffers, by ``name`` / ``name.buffer``."""
+        return {**self.weights, **{f"{n}.{b}": t for n in self.layers for b, t in self._layer_buffers(n).items()}}
+
+    @contextmanager
+    def initial_state(self) -> Iterator[None]:
+        """Within the context the Hebbian layers hold their initial (untrained) weights and buffers; their current
+        values are restored afterwards."""
+        learned = self._learned_state()
+        current = {name: t.detach().clone() for name, t in learned.items()}
+        initial = {**self.initial_weights, **self.initial_buffers}
         try:
             with torch.no_grad():
-                for name, weight in self.initial_weights.items():
-                    self.weights[name].copy_(weight)
-            self._probe_tag = "control_probe"
-            metrics = self.probe()
+                for name, t in learned.items():
+                    t.copy_(initial[name])
+            yield
+        finally:
+            with torch.no_grad():
+                for name, t in learned.items():
+                    t.copy_(current[name])
+
+    def control(self) -> Dict[str, Any]:
+        """The method's control: the probe of the model with its initial (untrained) Hebbian weights (and buffers,
+        e.g. lateral weights), as ``control_probe_*`` keys. The model's current state is restored afterwards."""
+        try:
+            with self.initial_state():
+                self._probe_tag = "control_probe"
+                metrics = self.probe()
         finally:
             self._probe_tag = "probe"
-            with torch.no_grad():
-                for name, weight in current.items():
-                    self.weights[name].copy_(weight)
         return {f"control_{k}": v for k, v in metrics.items()}
+
+    def layer_responses(self, dataset: TensorDataset) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """The first Hebbian layer's rectified outputs :math:`\\max(u, 0)` ``(N, M)`` over ``dataset`` (conv outputs
+        averaged over positions) and the labels, or ``None`` where that layer is not a module (an attention
+        projection)."""
+        module = dict(self.model.named_modules()).get(self.layers[0])
+        if module is None:
+            return None
+        outputs: List[torch.Tensor] = []
+        handle = module.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach()))
+        labels: List[torch.Tensor] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for x, y in self.eval_loader(dataset):
+                    self.model(x.to(self.device))
+                    labels.append(y)
+        finally:
+            handle.remove()
+            self.model.train(was_training)
+        out = torch.cat(outputs)
+        out = out.flatten(2).mean(dim=2) if out.dim() > 2 else out
+        return torch.relu(out).cpu(), torch.cat(labels)
+
+    def rule_metrics(self) -> Dict[str, float]:
+        """What the first Hebbian layer's units learned (:mod:`hebbian.analysis`, on the test split), after training
+        and, with the suffix ``_initial``, with the initial weights: ``unit_selectivity`` (BCM's selectivity index),
+        ``unit_classes_responded`` (the fraction of classes a unit responds to), ``unit_silent`` (the share of units
+        that never respond) and ``unit_correlation`` (the mean absolute pairwise correlation of the units)."""
+        from hebbian.analysis import unit_metrics
+
+        out: Dict[str, float] = {}
+        for suffix in ("", "_initial"):
+            with self.initial_state() if suffix else nullcontext():
+                found = self.layer_responses(self.data.test)
+            if found is None:
+                return {}
+            metrics = unit_metrics(*found, self.data.info.num_classes)
+            names = {"selectivity": "unit_selectivity", "classes_responded": "unit_classes_responded",
+                     "silent_units": "unit_silent", "correlation": "unit_correlation"}
+            out.update({names[k] + suffix: v for k, v in metrics.items()})
+        return out
 
     def weight_change(self) -> Dict[str, float]:
         r"""Median over units of :math:`\lVert w_k - w_k^0\rVert / \lVert w_k^0\rVert` per Hebbian layer (its

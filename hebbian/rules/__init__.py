@@ -8,9 +8,11 @@ torch.Size([3, 4])
 """
 
 from hebbian.rules.base import LearningRule, Statistics, normalize_delta
+from hebbian.rules.bcm import BCM
 from hebbian.rules.competition import anti_hebbian_losers, hard_wta, k_wta, rank_gates, soft_wta
 from hebbian.rules.competitive import CompetitiveOja, Instar, SupervisedInstar
 from hebbian.rules.fasthebb import HPCA, SWTA
+from hebbian.rules.foldiak import Foldiak
 from hebbian.rules.ghl import GHL
 from hebbian.rules.hebb import Hebb
 from hebbian.rules.krotov import Krotov
@@ -26,6 +28,6 @@ __all__ = [
     "LearningRule", "Statistics", "normalize_delta", "LayerView",
     "RuleInfo", "create", "get_rule_info", "list_rules", "register_rule", "rule_infos",
     "Hebb", "Oja", "OjaSubspace", "Sanger", "CompetitiveOja", "Instar", "SupervisedInstar",
-    "Krotov", "KrotovsRule", "SoftHebb", "softhebb_init_", "SWTA", "HPCA", "GHL",
+    "Krotov", "KrotovsRule", "SoftHebb", "softhebb_init_", "SWTA", "HPCA", "GHL", "BCM", "Foldiak",
     "hard_wta", "soft_wta", "anti_hebbian_losers", "k_wta", "rank_gates",
 ]
