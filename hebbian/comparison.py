@@ -150,7 +150,8 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
     result.markdown = summary_markdown(summary, len(seeds_of(base)))
     result.files["md"] = out / "results.md"
     result.files["md"].write_text(result.markdown, encoding="utf-8")
-    result.files["png"] = comparison_figure(summary, weights, input_shape, out / "comparison.png")
+    result.files["png"] = comparison_figure(summary, weights, input_shape, out / "comparison.png",
+                                            seed=seeds_of(base)[0])
     return result
 
 
@@ -239,14 +240,24 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 
 def comparison_figure(summary: Sequence[Mapping[str, Any]], weights: Mapping[str, torch.Tensor],
-                      input_shape: Sequence[int], path: Path, max_filters: int = 100) -> Path:
-    """One PNG: probe and control accuracy per method with their spread, above every method's first Hebbian layer."""
+                      input_shape: Sequence[int], path: Path, max_filters: int = 100, *, seed: Optional[int] = None
+                      ) -> Path:
+    """One PNG (:func:`comparison_plot`)."""
+    from hebbian.visualizers import save_figure
+
+    return save_figure(comparison_plot(summary, weights, input_shape, max_filters, seed=seed), path)
+
+
+def comparison_plot(summary: Sequence[Mapping[str, Any]], weights: Mapping[str, torch.Tensor],
+                    input_shape: Sequence[int], max_filters: int = 100, *, seed: Optional[int] = None) -> Any:
+    """The figure: probe and control accuracy per method with their spread (the legend above the bars, clear of
+    them), above every method's first Hebbian layer, each panel titled with the seed whose run it shows."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from hebbian.visualizers import plot_filters, save_figure
+    from hebbian.visualizers import plot_filters
 
     ncols = min(len(weights), 6)
     nrows = -(-len(weights) // ncols)
@@ -263,10 +274,11 @@ def comparison_figure(summary: Sequence[Mapping[str, Any]], weights: Mapping[str
     ax.set_xticks(xs, [s["rule"] for s in summary], rotation=30, ha="right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize="small", loc="lower right")
-    ax.set_title("Test accuracy per method: trained vs its untrained control (error bars: std over seeds)")
+    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(bars), frameon=False)
+    ax.set_title("Test accuracy per method: trained vs its untrained control (error bars: std over seeds)", pad=22)
+    shown = "" if seed is None else f" (seed {seed})"
     for i, (name, weight) in enumerate(weights.items()):
         sub = fig.add_subplot(grid[1 + i // ncols, i % ncols])
-        plot_filters(weight, input_shape if weight.dim() == 2 else None, max_filters, ax=sub, title=name)
+        plot_filters(weight, input_shape if weight.dim() == 2 else None, max_filters, ax=sub, title=name + shown)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hebbian.comparison import mean_std, summarize, summary_markdown
+from hebbian.comparison import comparison_plot, mean_std, summarize, summary_markdown
 from hebbian.config import method_config, resolve_config
 from hebbian.experiment import Experiment, load_data
 
@@ -22,6 +22,27 @@ def test_summary_gives_mean_and_sample_std_per_method():
     md = summary_markdown([a, b], 2)
     assert "| a | hebbian | 92.00 ± 2.83 |" in md and "| b | random | 80.00 |" in md
     assert mean_std([1.0]) == (1.0, None)
+
+
+def test_comparison_plot_keeps_the_legend_off_the_bars_and_names_the_seed_of_the_filters():
+    import matplotlib.pyplot as plt
+
+    rows = [{"rule": m, "kind": k, "probe_test_accuracy": p, "control_probe_test_accuracy": c, "test_accuracy": t}
+            for m, k, p, c, t in (("krotov", "hebbian", 0.95, 0.85, None), ("ghl", "ghl", 0.92, 0.85, 0.88),
+                                  ("backprop", "backprop", 0.96, 0.85, 0.95), ("random", "random", 0.85, None, None))]
+    summary = summarize(rows, ["krotov", "ghl", "backprop", "random"])
+    weights = {m: torch.randn(20, 64) for m in ("krotov", "ghl", "backprop", "random")}
+    fig = comparison_plot(summary, weights, (1, 8, 8), seed=3)
+    try:
+        fig.canvas.draw()
+        bars_ax = fig.axes[0]
+        legend = bars_ax.get_legend().get_window_extent()
+        bars = [p.get_window_extent() for p in bars_ax.patches if math.isfinite(p.get_height())]
+        assert len(bars) == 4 + 3 + 2  # probe of every method, control of three, network of two
+        assert not any(legend.overlaps(b) for b in bars)  # was: lower right, over the random bar
+        assert [ax.get_title() for ax in fig.axes[1:]] == [f"{m} (seed 3)" for m in weights]
+    finally:
+        plt.close(fig)
 
 
 @pytest.fixture(scope="module")
