@@ -27,8 +27,10 @@ from hebbian.trainers.evaluators import (  # noqa: E402
     SupervisedTrainer,
 )
 from hebbian.trainers.ghl import (  # noqa: E402
+    BackpropOnlyWarning,
     DeterministicGHLTrainer,
     GHLTrainer,
+    backprop_only_layers,
     create_ghl_trainer,
     ghl_lr_scheduler,
     ghl_param_groups,
@@ -39,7 +41,7 @@ from hebbian.trainers.ghl import (  # noqa: E402
 __all__ += [
     "SupervisedTrainer", "SupervisedEvaluator", "LinearProbeEvaluator", "HebbianEvaluator",
     "GHLTrainer", "DeterministicGHLTrainer", "create_ghl_trainer", "ghl_training_step", "ghl_param_groups",
-    "ghl_lr_scheduler", "select_hebbian_layers",
+    "ghl_lr_scheduler", "select_hebbian_layers", "backprop_only_layers", "BackpropOnlyWarning",
 ]
 
 from hebbian.trainers.checkpoint import (  # noqa: E402

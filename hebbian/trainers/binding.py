@@ -79,7 +79,9 @@ def bind_rules(
         freeze: names (or patterns) of layers that must not learn.
 
     Returns:
-        The bindings in the model's registration order (each with its own rule instance).
+        The bindings in the model's registration order (each with its own rule instance), one per weight: a
+        Parameter shared by several modules is bound once, under the first name the specification selects, and
+        every use of it (through any of the modules) is captured and summed (:mod:`hebbian.trainers.capture`).
 
     Raises:
         ValueError: if no layer is bound or a name in ``freeze`` matches nothing; ``TypeError``/``ValueError`` from a
@@ -96,13 +98,15 @@ def bind_rules(
             raise ValueError(f"freeze: no Linear/Conv layer or attention projection named {pattern!r} in the model")
     _refuse_unsupported(unsupported, rules, supervised, freeze)
     bindings: List[RuleBinding] = []
+    bound = set()  # ids of the bound weights
     for site in sites:
         name, layer = site.name, site.module
-        if name in supervised or any(_matches(p, name, layer) for p in freeze):
+        if name in supervised or any(_matches(p, name, layer) for p in freeze) or id(site.weight) in bound:
             continue
         rule = _select(rules, name, layer)
         if rule is None:
             continue
+        bound.add(id(site.weight))
         try:
             view = rule.check_layer(site.view())
         except (TypeError, ValueError) as err:

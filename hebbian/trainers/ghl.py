@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import ignite.distributed as idist
@@ -24,7 +25,7 @@ from torch import Tensor, nn
 from hebbian.rules.base import LearningRule, Statistics
 from hebbian.rules.ghl import GHL
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
-from hebbian.models.discovery import WeightSite, candidate_weights, unwrap_model
+from hebbian.models.discovery import WeightSite, candidate_weights, unsupported_layers, unwrap_model
 from hebbian.trainers.binding import RuleBinding
 from hebbian.trainers.capture import LayerCapture
 from hebbian.trainers.distributed import all_reduce_gradients, all_reduce_statistics, batch_share
@@ -41,6 +42,10 @@ from hebbian.trainers.hebbian_trainer import (
 LayerSelector = Union[str, Callable[[str, nn.Module], bool]]
 HEBBIAN_LAYER_CHOICES = ("conv", "conv+linear")
 DOWNSAMPLE_NAMES = ("downsample", "shortcut")
+
+
+class BackpropOnlyWarning(UserWarning):
+    """Layers that the Hebbian layer selection covers but no Hebbian rule supports are trained by backprop."""
 
 
 def _detached_loss(x: Tensor, y: Tensor, y_pred: Tensor, loss: Tensor) -> Tensor:
@@ -79,7 +84,8 @@ def select_hebbian_layers(
     include_downsample: bool = True,
     classifier: Optional[str] = None,
 ) -> List[str]:
-    """Names of the weights GHL trains, in registration order.
+    """Names of the weights GHL trains, in registration order, one per weight (a Parameter shared by several
+    modules is named once, by its first selected module).
 
     Args:
         model: any module (DDP / DataParallel wrappers are looked through).
@@ -98,10 +104,10 @@ def select_hebbian_layers(
         raise TypeError(f"hebbian_layers must be a string or a callable, got {type(hebbian_layers).__name__}")
     bare = unwrap_model(model)
     classifier = final_classifier(bare) if classifier is None else classifier
-    names = []
+    names, seen = [], set()
     for site in candidate_weights(bare):
         name, module = site.name, site.module
-        if name == classifier:
+        if name == classifier or id(site.weight) in seen:
             continue
         if hebbian_layers == "conv":
             keep = _is_conv(site)
@@ -114,7 +120,31 @@ def select_hebbian_layers(
             keep = keep and (include_downsample or not is_downsample(name, module))
         if keep:
             names.append(name)
+            seen.add(id(site.weight))
     return names
+
+
+def backprop_only_layers(
+    model: nn.Module, hebbian_layers: LayerSelector = "conv", *, classifier: Optional[str] = None
+) -> List[str]:
+    """Names of the weight-bearing layers that ``hebbian_layers`` covers but no Hebbian rule supports
+    (:data:`~hebbian.models.discovery.UNSUPPORTED_LAYERS`: ``ConvTranspose``, recurrent layers, ``Embedding``,
+    ``Bilinear``), which GHL therefore trains by backprop: under ``"conv"`` the transposed convolutions, under
+    ``"conv+linear"`` all of them, under a predicate those it accepts."""
+    bare = unwrap_model(model)
+    out = []
+    for name, module in unsupported_layers(bare):
+        if name == classifier:
+            continue
+        if hebbian_layers == "conv":
+            covered = isinstance(module, nn.modules.conv._ConvTransposeNd)
+        elif hebbian_layers == "conv+linear":
+            covered = True
+        else:
+            covered = bool(hebbian_layers(name, module))  # type: ignore[operator]
+        if covered:
+            out.append(name)
+    return out
 
 
 # ---------------------------------------------------------------------- optimizer set-up
@@ -127,12 +157,15 @@ def ghl_param_groups(
     * group B: every other parameter (classifier, hidden FC, BN affine, biases), learning rate ``lr``, no decay.
 
     DeepHebb: ``lr_conv=1e-2, wd_conv=5e-2, lr=5e-3``; FastHebb: ``5e-2, 1e-2, 1e-4`` (with SGD, momentum 0).
+
+    Every parameter appears once: a weight shared by several named layers is listed once (SGD would otherwise step
+    it once per listing); its update is the sum over its uses (its gradient, and the rule's sums over every use).
     """
     weights = {s.name: s.weight for s in candidate_weights(model)}
     missing = [n for n in hebbian_layer_names if n not in weights]
     if missing:
         raise ValueError(f"hebbian_layer_names: the model has no layers named {missing}")
-    hebbian = [weights[n] for n in hebbian_layer_names]
+    hebbian = list({id(w): w for w in (weights[n] for n in hebbian_layer_names)}.values())
     ids = {id(p) for p in hebbian}
     rest = [p for p in model.parameters() if id(p) not in ids]
     return [
@@ -277,6 +310,11 @@ class GHLTrainer(HebbianTrainer):
         output_transform: ``(x, y, y_pred, loss) -> output``; default the detached loss tensor.
         prepare_batch, non_blocking, nan_check_every, sync_check_every: as :class:`HebbianTrainer`.
 
+    Layers that ``hebbian_layers`` covers but no Hebbian rule supports (``ConvTranspose``, ``LSTM``, ``GRU``,
+    ``Embedding``, ...; :func:`backprop_only_layers`) are trained by backprop: they are named in one
+    :class:`BackpropOnlyWarning` and listed in :attr:`backprop_only` (empty when ``learning_rule`` is a mapping,
+    which names its layers itself; a mapping key that matches such a layer is refused by name).
+
     Example::
 
         model = create_model("deephebb", variant="ghl", in_channels=3, input_size=32).to(device)
@@ -309,12 +347,16 @@ class GHLTrainer(HebbianTrainer):
         sync_check_every: int = 100,
     ) -> None:
         self.classifier = final_classifier(unwrap_model(model)) if classifier is None else classifier
+        #: names of the layers the selection covers that no Hebbian rule supports: trained by backprop instead
+        self.backprop_only: List[str] = []
         if isinstance(learning_rule, Mapping):
             spec: Any = dict(learning_rule)
         else:
             selected = set(select_hebbian_layers(model, hebbian_layers, include_1x1=include_1x1,
                                                  include_downsample=include_downsample, classifier=self.classifier))
             spec = {(lambda name, module: name in selected): GHL() if learning_rule is None else learning_rule}
+            self.backprop_only = backprop_only_layers(model, hebbian_layers, classifier=self.classifier)
+            self._warn_backprop_only(model, hebbian_layers)
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
         self.output_transform = output_transform
         self.amp_dtype, self.scaler = self._amp_settings(amp, amp_dtype, scaler, device, model)
@@ -325,6 +367,16 @@ class GHLTrainer(HebbianTrainer):
             self.remove_hooks()
             raise ValueError(f"the final classifier {self.classifier!r} cannot be Hebbian in GHL; it is trained by "
                              "backprop (name another layer as `classifier` if this is not the classifier)")
+
+    def _warn_backprop_only(self, model: nn.Module, hebbian_layers: LayerSelector) -> None:
+        if not self.backprop_only:
+            return
+        modules = dict(unwrap_model(model).named_modules())
+        listed = ", ".join(f"{n!r} ({type(modules[n]).__name__})" for n in self.backprop_only)
+        selector = repr(hebbian_layers) if isinstance(hebbian_layers, str) else "the predicate"
+        warnings.warn(f"GHL trains {listed} by backprop: hebbian_layers={selector} covers them, but no Hebbian rule "
+                      "supports these layer types (supported: nn.Linear, nn.Conv1d/2d/3d, nn.MultiheadAttention "
+                      "projections); they are listed in trainer.backprop_only", BackpropOnlyWarning, stacklevel=3)
 
     @staticmethod
     def _amp_settings(amp: bool, amp_dtype: Optional[torch.dtype], scaler: Any, device: Any, model: nn.Module):
@@ -343,7 +395,12 @@ class GHLTrainer(HebbianTrainer):
         return dtype, (scaler or None)
 
     def _check_rules(self, use_labels: bool) -> None:
-        """Any rule may train a layer here; rules with ``needs_global_grad`` receive the backprop gradient."""
+        """Any rule may train a layer here; rules with ``needs_global_grad`` receive the backprop gradient. Rules that
+        need the network's output (three-factor rules) train with :class:`HebbianTrainer`, which broadcasts it."""
+        for b in self.bindings:
+            if b.rule.info.needs_output:
+                raise ValueError(f"layer {b.name!r}: rule {b.rule.info.name!r} needs the network's output broadcast "
+                                 "to it; train it with hebbian.trainers.HebbianTrainer (supervised_from=None)")
 
     def _make_step(self, device, non_blocking, prepare_batch) -> Callable[[Engine, Any], Any]:
         return ghl_training_step(

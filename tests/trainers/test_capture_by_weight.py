@@ -95,6 +95,22 @@ def test_a_weight_used_twice_gets_both_uses_summed():
     torch.testing.assert_close(trainer.state.hebbian_updates["shared"], expected)
 
 
+def test_two_modules_sharing_a_weight_bind_it_once_with_both_uses_summed():
+    torch.manual_seed(0)
+    first, second = nn.Linear(3, 3, bias=False), nn.Linear(3, 3)
+    second.weight = first.weight
+    model = nn.Sequential(first, nn.Tanh(), second, nn.Linear(3, 2))
+    trainer = HebbianTrainer(model, R.Hebb(normalize="sum"), Local(model.parameters(), lr=0.0), supervised_from=-1)
+    assert trainer.layer_names == ["0"]  # one binding, not one per module (the second overwrote the first's update)
+    x = torch.randn(5, 3)
+    trainer.run([(x, torch.zeros(5, dtype=torch.long))], epochs=1)
+    with torch.no_grad():
+        h = torch.tanh(first(x))
+        expected = first(x).t() @ x + (h @ first.weight.t()).t() @ h  # sum over the two uses of y^T x
+    assert list(trainer.state.hebbian_updates) == ["0"]
+    torch.testing.assert_close(trainer.state.hebbian_updates["0"], expected)
+
+
 def test_a_weight_used_through_a_slice_or_another_product_is_refused_by_name():
     torch.manual_seed(0)
     attn = nn.MultiheadAttention(4, 2, batch_first=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -16,10 +17,12 @@ from torch import nn
 from hebbian.models import create_model
 from hebbian.rules import GHL, SoftHebb
 from hebbian.trainers import (
+    BackpropOnlyWarning,
     DeterministicGHLTrainer,
     GHLTrainer,
     HebbianEvents,
     HebbianTrainer,
+    backprop_only_layers,
     create_ghl_trainer,
     ghl_lr_scheduler,
     ghl_param_groups,
@@ -334,3 +337,96 @@ def test_predicate_selection_and_explicit_classifier():
     names = select_hebbian_layers(model, lambda name, m: m.out_channels == 6 if isinstance(m, nn.Conv2d) else False)
     assert names == ["3"]
     assert select_hebbian_layers(model, "conv+linear", classifier="6") == ["0", "3", "8"]
+
+
+# ---------------------------------------------------------------------- a weight shared by two layers (issue 20)
+def shared_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    first, second = nn.Linear(5, 5, bias=False), nn.Linear(5, 5)
+    second.weight = first.weight  # one Parameter, two modules
+    return nn.Sequential(first, nn.Tanh(), second, nn.Tanh(), nn.Linear(5, 3)).double()
+
+
+def soft_wta_oja_dhat(uses, w):
+    """float64 reference of GHL's local term over several uses: sum_uses sum_n y_k (x - u_k w_k), y = softmax(u),
+    divided by its largest absolute element."""
+    delta = torch.zeros_like(w)
+    for x, u in uses:
+        y = torch.softmax(u, dim=1)
+        delta += y.t() @ x - (y * u).sum(0)[:, None] * w
+    return delta / delta.abs().max()
+
+
+def test_a_shared_weight_is_one_parameter_of_one_group_and_moves_once_by_the_sum_over_its_uses():
+    model = shared_net()
+    names = select_hebbian_layers(model, "conv+linear")
+    assert names == ["0"]  # named once, by its first module
+    groups = ghl_param_groups(model, ["0", "2"], 0.1, 0.0, 0.05)  # both names given: the weight is still listed once
+    listed = [id(p) for g in groups for p in g["params"]]
+    assert len(listed) == len(set(listed)) == len(list(model.parameters()))
+    x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    # the reference: both uses of the weight (inputs x and tanh(first(x))) and the backprop gradient (summed over both)
+    ref = copy.deepcopy(model)
+    w = ref[0].weight
+    h = torch.tanh(ref[0](x))
+    nn.functional.cross_entropy(ref(x), y).backward()
+    uses = [(x, x @ w.detach().t()), (h.detach(), h.detach() @ w.detach().t())]
+    expected = -0.1 * soft_wta_oja_dhat(uses, w.detach()).abs() * w.grad.sign()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was: "optimizer contains a parameter group with duplicate parameters"
+        optimizer = torch.optim.SGD(groups, lr=0.05, momentum=0.0)
+    before = model[0].weight.detach().clone()
+    trainer = GHLTrainer(model, None, optimizer, hebbian_layers="conv+linear")
+    assert trainer.layer_names == ["0"]
+    trainer.run([(x, y)], max_epochs=1)
+    step = model[0].weight.detach() - before
+    torch.testing.assert_close(step, expected, rtol=1e-12, atol=1e-14)  # once, not twice
+    assert step.abs().max().item() == pytest.approx(0.1, rel=1e-12)
+
+
+# ---------------------------------------------------------------------- layers no Hebbian rule supports (issue 20)
+class Mixed(nn.Module):
+    """A conv, a transposed conv, an LSTM and a GRU before the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.up = nn.Conv2d(1, 2, 3, padding=1), nn.ConvTranspose2d(2, 2, 2, stride=2)
+        self.lstm, self.gru = nn.LSTM(2, 3, batch_first=True), nn.GRU(3, 3, batch_first=True)
+        self.head = nn.Linear(3, 10)
+
+    def forward(self, x):
+        h = self.up(torch.relu(self.conv(x))).flatten(2).transpose(1, 2)  # (N, 64 positions, 2 channels)
+        return self.head(self.gru(self.lstm(h)[0])[0][:, -1])
+
+
+@pytest.mark.parametrize("selection,expected", [("conv+linear", ["up", "lstm", "gru"]), ("conv", ["up"])])
+def test_layers_no_rule_supports_are_named_in_one_warning_and_recorded(selection, expected):
+    model = Mixed()
+    names = select_hebbian_layers(model, selection)
+    optimizer = torch.optim.SGD(ghl_param_groups(model, names, 0.1, 0.0, 0.05), lr=0.05)
+    with pytest.warns(BackpropOnlyWarning) as caught:
+        trainer = GHLTrainer(model, None, optimizer, hebbian_layers=selection)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    types = {"up": "ConvTranspose2d", "lstm": "LSTM", "gru": "GRU"}
+    assert ", ".join(f"'{n}' ({types[n]})" for n in expected) in message and "trainer.backprop_only" in message
+    assert trainer.backprop_only == expected == backprop_only_layers(model, selection)
+    x, y = batch(4, size=4)
+    grads, _ = reference_step(model, x, y, [], {})
+    before = weights(model)
+    trainer.run([(x, y)], max_epochs=1)
+    for name in ("up.weight", "lstm.weight_ih_l0", "gru.weight_hh_l0"):  # what the warning says: plain backprop
+        torch.testing.assert_close(weights(model)[name] - before[name], -0.05 * grads[name], rtol=1e-4, atol=1e-7)
+
+
+def test_a_rule_mapping_names_its_layers_itself_and_records_nothing():
+    model = Mixed()
+    optimizer = torch.optim.SGD(ghl_param_groups(model, ["conv"], 0.1, 0.0, 0.05), lr=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BackpropOnlyWarning)
+        trainer = GHLTrainer(model, {"conv": GHL()}, optimizer)
+    assert trainer.backprop_only == []
+    with pytest.raises(TypeError, match="layer 'lstm': LSTM is not supported by Hebbian rules"):
+        GHLTrainer(Mixed(), {"lstm": GHL()}, optimizer)
