@@ -41,7 +41,8 @@ class Foldiak(LearningRule):
     as in the paper's network of inhibitory feedback connections.
 
     The lateral weights and thresholds live in the layer (buffers, saved with the model); :meth:`finalize` steps them
-    in place from the reduced batch sums, so every data-parallel worker takes the same step.
+    from the reduced batch sums, so every data-parallel worker takes the same step (into new tensors that replace the
+    buffers, so that the autograd graph of a forward pass that saved them stays valid).
 
     Args:
         alpha: rate of the lateral weights (>= 0; 0.1 in the paper).
@@ -75,9 +76,10 @@ class Foldiak(LearningRule):
     def finalize(self, view: LayerView, stats: Statistics, grad: Optional[Tensor] = None) -> Tensor:
         count = stats["count"].clamp_min(1)
         layer = view.layer
-        with torch.no_grad():
-            lateral = layer.lateral
+        with torch.no_grad():  # new tensors, not in place: a forward graph that saved the old ones stays valid
+            lateral, threshold = layer.lateral, layer.threshold
             step = (stats["coactive"] / count - self.p ** 2).to(lateral.dtype)
-            lateral.sub_(step, alpha=self.alpha).clamp_(max=0.0).fill_diagonal_(0.0)
-            layer.threshold.add_((stats["active"] / count - self.p).to(layer.threshold.dtype), alpha=self.gamma)
+            layer.lateral = torch.sub(lateral, step, alpha=self.alpha).clamp_(max=0.0).fill_diagonal_(0.0)
+            rate = (stats["active"] / count - self.p).to(threshold.dtype)
+            layer.threshold = torch.add(threshold, rate, alpha=self.gamma)
         return stats["delta"].div_(count)
