@@ -3,7 +3,9 @@
 One ``idist.Parallel(backend="gloo", nproc_per_node=2)`` launch (module fixture) runs every case; each rank trains on
 its half of every global batch (DistributedSampler-style strided split; the last global batch of 17 splits 9/8, where
 GHL must weight each rank's gradient by its share) and writes its final weights to a file in
-``tmp_path``; the tests compare them with a single-process run of the same global batches.
+``tmp_path``; the tests compare them with a single-process run of the same global batches: equal to float rounding,
+and bit for bit equal to one process that adds the statistics of the two shares of every batch (what the all-reduce
+of two ranks computes), so that the association of the batch sum is the only difference.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from ignite.engine import Events
 from torch import nn
 
+import hebbian.trainers.hebbian_trainer as hebbian_trainer
 from hebbian.optim import Local
 from hebbian.rules import GHL, Krotov, Oja, SoftHebb
 from hebbian.trainers import HebbianTrainer
@@ -138,6 +141,24 @@ def ranks(tmp_path_factory):
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
+def statistics_of_shares(shares: int):
+    """``layer_statistics`` as ``shares`` processes compute it: each share of the batch (rows ``r::shares``, as the
+    sampler splits it) on its own, then the shares' sums added in rank order (a new tensor, as the all-reduce
+    returns)."""
+    whole = hebbian_trainer.layer_statistics
+
+    def of_shares(bindings, records, labels):
+        parts = [whole(bindings, {n: [u._replace(x=u.x[r::shares], u=u.u[r::shares]) for u in uses]
+                                  for n, uses in records.items()}, None if labels is None else labels[r::shares])
+                 for r in range(shares)]
+        total = [{k: s[k] + t[k] for k in s} for s, t in zip(parts[0], parts[1])]
+        for part in parts[2:]:
+            total = [{k: s[k].add_(t[k]) for k in s} for s, t in zip(total, part)]
+        return total
+
+    return of_shares
+
+
 def single_process(name: str) -> dict:
     factory, _, _, shape = CASES[name]
     model = factory(seed=0)
@@ -157,6 +178,19 @@ def test_two_processes_equal_one_process_on_the_global_batches(ranks, name):
         assert torch.equal(ranks[0][name][key], ranks[1][name][key]), f"{name} {key}: replicas differ"
     moved = [k for k in reference if not torch.equal(reference[k], initial[k])]
     assert any(k.startswith(("h", "conv")) for k in moved), f"{name}: nothing trained"
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if not n.startswith("ghl")])
+def test_two_processes_add_the_statistics_of_their_shares_bit_for_bit(ranks, name, monkeypatch):
+    # what makes 2 processes differ from 1 (by float rounding) is only the association of the batch sum: the
+    # all-reduce of two ranks is one addition a + b, exact and the same on both ranks; so a single process that sums
+    # each share on its own and adds them gets the same bits (the forward of a share gives each sample's row the
+    # same bits as the forward of the whole batch here)
+    monkeypatch.setattr(hebbian_trainer, "layer_statistics", statistics_of_shares(WORLD))
+    reference = single_process(name)
+    for key, ref in reference.items():
+        for r in range(WORLD):
+            assert torch.equal(ranks[r][name][key], ref), f"{name} {key} rank {r}: not the sum of the shares"
 
 
 def test_desynchronised_replica_fails_loudly(ranks):
