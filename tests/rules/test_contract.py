@@ -14,16 +14,34 @@ import torch
 from torch import nn
 
 import hebbian.rules as R
+from hebbian.models import FoldiakLayer
 from hebbian.optim import Local, write_update
 
 RULES = R.list_rules()
 M = 5  # output units / channels: enough for every rule's k
 
+#: Rules that train a layer of their own (fully connected): how to build it (bias-free; the rule learns its buffers).
+OWN_LAYERS = {"foldiak": lambda: FoldiakLayer(6, M, output="rate")}
 
-def make_layer(kind: str, dtype=torch.float64, device="cpu", bias: bool = True, seed: int = 0) -> nn.Module:
+
+def make_layer(kind: str, dtype=torch.float64, device="cpu", bias: bool = True, seed: int = 0,
+               rule: str = "") -> nn.Module:
+    """The layer of the contract cases: ``nn.Linear(6, M)`` or ``nn.Conv2d(2, M, 3)``, or the layer ``rule`` trains.
+    A conv case of a rule without conv support is skipped, with the reason."""
+    if rule and kind == "conv" and not R.get_rule_info(rule).supports_conv:
+        pytest.skip(f"{rule!r} trains fully connected layers only (supports_conv=False): its lateral weights couple "
+                    "the units of one sample, and it has no conv form")
     torch.manual_seed(seed)
-    layer = nn.Linear(6, M, bias=bias) if kind == "linear" else nn.Conv2d(2, M, 3, padding=1, bias=bias)
+    if rule in OWN_LAYERS:
+        layer = OWN_LAYERS[rule]()
+    else:
+        layer = nn.Linear(6, M, bias=bias) if kind == "linear" else nn.Conv2d(2, M, 3, padding=1, bias=bias)
     return layer.to(device=device, dtype=dtype)
+
+
+def generic_kind(name: str) -> str:
+    """The layer kind of the cases that need any layer: conv where the rule supports it, else linear."""
+    return "conv" if R.get_rule_info(name).supports_conv else "linear"
 
 
 def make_batch(layer: nn.Module, n: int = 6, seed: int = 1):
@@ -64,6 +82,8 @@ NON_DEFAULT = {
     "swta": {"competition": "poly", "temperature": 0.1, "power": 7.0, "k": 2},
     "hpca": {"fan_in_scaling": False, "activation": "identity"},
     "ghl": {"t_inv": 0.25, "mode": "sign_only"},
+    "bcm": {"tau": 3.0, "activation": "identity", "normalize": "sum"},
+    "foldiak": {"alpha": 0.3, "gamma": 0.05, "p": 0.2},
 }
 
 
@@ -83,7 +103,7 @@ def test_registry_lists_every_rule_once():
 @pytest.mark.parametrize("kind", ["linear", "conv"])
 @pytest.mark.parametrize("name", RULES)
 def test_update_shape_dtype_device(name, kind, dtype, device):
-    layer = make_layer(kind, dtype, device)
+    layer = make_layer(kind, dtype, device, rule=name)
     weight_before = layer.weight.detach().clone()
     x, u, labels, grad = make_batch(layer)
     x_before = x.clone()
@@ -99,7 +119,7 @@ def test_update_shape_dtype_device(name, kind, dtype, device):
 def test_update_is_outside_autograd_and_casts_inputs(name):
     """u straight from the forward pass (requiring grad) is fine and its graph survives; x, u and grad in another
     floating dtype are cast: the result always has the weight's dtype."""
-    layer = make_layer("conv", torch.float64)
+    layer = make_layer(generic_kind(name), torch.float64, rule=name)
     x, _, labels, grad = make_batch(layer)
     u = layer(x)
     assert u.requires_grad
@@ -107,7 +127,7 @@ def test_update_is_outside_autograd_and_casts_inputs(name):
     delta = R.create(name).update(layer, x, u, **kw)
     assert not delta.requires_grad
     u.sum().backward()  # the update did not touch the graph
-    layer32 = make_layer("conv", torch.float32)
+    layer32 = make_layer(generic_kind(name), torch.float32, rule=name)
     x32, u32, labels, grad32 = make_batch(layer32)
     plain = R.create(name).update(layer32, x32, u32, **extras(name, labels, grad32))
     mixed = R.create(name).update(layer32, x32.double(), u32.double(), **extras(name, labels, grad32.double()))
@@ -117,7 +137,7 @@ def test_update_is_outside_autograd_and_casts_inputs(name):
 
 @pytest.mark.parametrize("name", RULES)
 def test_update_applies_through_optimizers(name, device):
-    layer = make_layer("conv", torch.float32, device)
+    layer = make_layer(generic_kind(name), torch.float32, device, rule=name)
     delta = run(name, layer)
     before = layer.weight.detach().clone()
     write_update(layer.weight, delta)
@@ -134,15 +154,17 @@ def test_input_layouts(name):
         with pytest.raises(ValueError, match=r"supervised_instar|\bx\b"):
             R.create(name).update(layer, x.view(2, 3, -1), u.view(2, 3, -1), labels=labels[:2])
         return
-    lin = make_layer("linear")
+    lin = make_layer("linear", rule=name)
     x, u, _, grad = make_batch(lin)
-    rule = R.create(name)
-    flat = rule.update(lin, x, u, grad=grad)
-    assert torch.allclose(rule.update(lin, x.view(2, 3, -1), u.view(2, 3, -1), grad=grad), flat, rtol=1e-12, atol=1e-14)
-    assert rule.update(lin, x[0], u[0], grad=grad).shape == lin.weight.shape
-    conv = make_layer("conv")
+    rule = R.create  # a fresh rule per update: a stateful rule's (BCM's) update depends on the batches before
+    flat = rule(name).update(lin, x, u, grad=grad)
+    assert torch.allclose(rule(name).update(lin, x.view(2, 3, -1), u.view(2, 3, -1), grad=grad), flat, rtol=1e-12,
+                          atol=1e-14)
+    assert rule(name).update(lin, x[0], u[0], grad=grad).shape == lin.weight.shape
+    conv = make_layer("conv", rule=name)
     x, u, _, grad = make_batch(conv, n=1)
-    assert torch.allclose(rule.update(conv, x[0], u[0], grad=grad), rule.update(conv, x, u, grad=grad), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(rule(name).update(conv, x[0], u[0], grad=grad), rule(name).update(conv, x, u, grad=grad),
+                          rtol=1e-12, atol=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------ reducibility
@@ -150,7 +172,7 @@ def test_input_layouts(name):
 @pytest.mark.parametrize("name", RULES)
 def test_statistics_are_reducible(name, kind, device):
     """finalize(stats(A) + stats(B)) == update(A u B): what data-parallel training relies on."""
-    layer = make_layer(kind, torch.float64, device)
+    layer = make_layer(kind, torch.float64, device, rule=name)
     x, u, labels, grad = make_batch(layer, n=8)
     rule = R.create(name)
     whole = rule.update(layer, x, u, **extras(name, labels, grad))
@@ -181,7 +203,7 @@ def _roundtrip(state):
 @pytest.mark.parametrize("name", RULES)
 def test_state_dict_roundtrip(name):
     rule = R.create(name, **NON_DEFAULT[name])
-    layer = make_layer("conv")
+    layer = make_layer(generic_kind(name), rule=name)
     before = run(name, layer, rule)  # stateful rules now hold state (SoftHebb: rates)
     state = _roundtrip(rule.state_dict())
     assert set(state) == {"hyperparameters", *type(rule).state_tensors}
@@ -194,7 +216,7 @@ def test_state_dict_roundtrip(name):
         assert torch.equal(getattr(fresh, key), getattr(rule, key)), key
     for key, value in NON_DEFAULT[name].items():
         assert getattr(fresh, key) == value
-    assert torch.equal(run(name, layer, fresh), before)
+    assert torch.equal(run(name, make_layer(generic_kind(name), rule=name), fresh), before)  # a layer as before
     if R.get_rule_info(name).stateful:
         assert type(rule).state_tensors and all(getattr(fresh, k) is not None for k in type(rule).state_tensors)
     else:
@@ -243,15 +265,14 @@ def test_clone_is_independent(name):
     rule = R.create(name, **NON_DEFAULT[name])
     twin = rule.clone()
     assert twin is not rule and repr(twin) == repr(rule)
-    layer = make_layer("linear")
-    assert torch.equal(run(name, layer, twin), run(name, layer, rule))
+    assert torch.equal(run(name, make_layer("linear", rule=name), twin), run(name, make_layer("linear", rule=name), rule))
 
 
 # ------------------------------------------------------------------------------------------------ metadata, repr
 @pytest.mark.parametrize("name", RULES)
 def test_metadata_matches_behaviour(name):
     info = R.get_rule_info(name)
-    layer = make_layer("conv" if info.supports_conv else "linear")
+    layer = make_layer(generic_kind(name), rule=name)
     x, u, labels, grad = make_batch(layer)
     rule = R.create(name)
     if info.needs_labels:
@@ -268,7 +289,7 @@ def test_metadata_matches_behaviour(name):
     else:
         rule.update(layer, x, u, labels=labels)  # the gradient is not needed
     assert (name in R.list_rules(stateful=True)) == info.stateful == bool(type(rule).state_tensors)
-    assert info.supports_conv  # every built-in rule trains Conv2d
+    assert info.supports_conv or name in OWN_LAYERS  # every built-in rule trains Conv2d, but for its own layer
     assert info.description and name in R.list_rules(name[:3] + "*")
 
 
@@ -302,6 +323,7 @@ def test_unsupported_layer_types(name, layer, x):
 
 @pytest.mark.parametrize("name", RULES)
 def test_grouped_conv_inconsistent_shapes_are_rejected(name):
+    make_layer("conv", rule=name)  # skips rules without conv support
     layer = nn.Conv2d(4, 6, 3, groups=2)
     x = torch.randn(2, 6, 5, 5)  # 6 input channels for a layer with 4
     with pytest.raises(ValueError, match=r"x must have shape \(N, 4, H, W\)"):
@@ -311,7 +333,7 @@ def test_grouped_conv_inconsistent_shapes_are_rejected(name):
 @pytest.mark.parametrize("name", RULES)
 def test_mismatched_shapes(name):
     rule = R.create(name)
-    lin = make_layer("linear")
+    lin = make_layer("linear", rule=name)
     x, u, labels, grad = make_batch(lin)
     kw = extras(name, labels, grad)
     with pytest.raises(ValueError, match=r"^x must have 6 features"):
@@ -320,7 +342,7 @@ def test_mismatched_shapes(name):
         rule.update(lin, x, u[:, :4], **kw)
     with pytest.raises(ValueError, match=r"^u must have shape"):
         rule.update(lin, x, u[:4], **kw)
-    conv = make_layer("conv")
+    conv = make_layer("conv", rule=name)
     x, u, labels, grad = make_batch(conv)
     kw = extras(name, labels, grad)
     with pytest.raises(ValueError, match=r"^x must have shape \(N, 2, H, W\)"):
@@ -341,7 +363,7 @@ def test_mismatched_shapes(name):
 @pytest.mark.parametrize("name", RULES)
 @pytest.mark.parametrize("which", ["x", "u"])
 def test_integer_inputs_are_rejected(name, which):
-    layer = make_layer("linear")
+    layer = make_layer("linear", rule=name)
     x, u, labels, grad = make_batch(layer)
     args = {"x": x, "u": u}
     args[which] = args[which].round().to(torch.int64)
@@ -360,16 +382,17 @@ NON_FINITE_CASES = [
 @pytest.mark.parametrize("name,which", NON_FINITE_CASES, ids=[f"{n}-{w}" for n, w in NON_FINITE_CASES])
 def test_non_finite_values_are_refused(name, which, bad):
     """Never a silent NaN update: NaN/Inf in x, u, the weight (or GHL's gradient) raises, naming the culprit."""
-    layer = make_layer("conv")
+    layer = make_layer(generic_kind(name), rule=name)
     x, u, labels, grad = make_batch(layer)
     kw = extras(name, labels, grad)
+    at = (0, 1, 2, 2) if x.dim() == 4 else (0, 1)
     if which == "grad":
         kw["grad"][0, 0, 1, 1] = bad
     elif which == "layer.weight":
         with torch.no_grad():
-            layer.weight[1, 0, 0, 0] = bad
+            layer.weight[(1, 0, 0, 0)[:layer.weight.dim()]] = bad
     else:
-        {"x": x, "u": u}[which][0, 1, 2, 2] = bad
+        {"x": x, "u": u}[which][at] = bad
     with pytest.raises(ValueError, match=rf"^{which} contains NaN or Inf"):
         R.create(name).update(layer, x, u, **kw)
 
