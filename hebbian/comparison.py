@@ -1,7 +1,8 @@
 """Several methods on the same data, seeds and initial weights, each against its own untrained control.
 
 :func:`compare` runs every method with every seed as :func:`hebbian.runs.run` in ``OUT/<method>/seed<s>/`` (config,
-metrics, checkpoint, filters, TensorBoard logs with the run's hyperparameters for the HParams dashboard) and leaves
+metrics, checkpoint, filters, TensorBoard logs with the run's hyperparameters for the HParams dashboard; the
+comparison's folder declares that dashboard's table: :func:`declare_hparams`) and leaves
 
 * ``OUT/results.csv``: one row per method and seed (every measured value);
 * ``OUT/results.md``: one row per method, mean ± standard deviation over the seeds of the probe's test accuracy, the
@@ -128,6 +129,8 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
     out = prepare_run_dir(out)
     save({**base, "out": None}, out / "config.yaml")  # not pinned: `hebbian compare OUT/config.yaml` starts anew
     write_atomic(out / "provenance.json", json.dumps(provenance(base.get("device")), indent=2) + "\n")
+    if any(cfg["log"]["tensorboard"] for cfg in configs.values()):
+        declare_hparams(configs, out)
     rows: List[Dict[str, Any]] = []
     weights: Dict[str, torch.Tensor] = {}
     input_shape: Sequence[int] = ()
@@ -153,6 +156,17 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
     result.files["png"] = comparison_figure(summary, weights, input_shape, out / "comparison.png",
                                             seed=seeds_of(base)[0])
     return result
+
+
+def declare_hparams(configs: Mapping[Tuple[str, int], Config], out: Path) -> None:
+    """TensorBoard's HParams table of the comparison, declared in ``out`` before its trials run: method and seed
+    first, then what else varies across the trials; the constant settings as a text table
+    (:func:`hebbian.visualizers.hparams.declare_comparison`)."""
+    from hebbian.experiment import method_kind
+    from hebbian.runs import hparams_of
+    from hebbian.visualizers.hparams import declare_comparison
+
+    declare_comparison(out, [hparams_of(cfg, method_kind(cfg)) for cfg in configs.values()])
 
 
 def progress_line(done: int, total: int, method: str, seed: int, metrics: Mapping[str, Any]) -> str:
