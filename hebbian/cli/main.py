@@ -128,8 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="replace the run that --out already holds (its files are deleted first)")
     run_group.add_argument("--nproc", type=_positive_int, default=None, metavar="N",
                            help="data-parallel training in N processes on this machine (gloo on the CPU, nccl on "
-                                "GPUs), each on its share of every batch; the result equals one process's to float "
-                                "rounding. Under torchrun, leave it out")
+                                "GPUs), each on its share of every batch. The shares' batch sums are added in another "
+                                "order than one process adds them, so each update equals one process's to float "
+                                "rounding; where a rule picks by rank (krotov's winner and rank-k unit, "
+                                "competitive_oja's hard WTA, softhebb's winner, swta's kwta), threshold (foldiak) or "
+                                "sign (ghl), a tie within that rounding gives another update, and from there on the "
+                                "runs part (README, Data-parallel training). Under torchrun, leave it out")
     _add_run_flags(p, rule_flag=True)
     p.set_defaults(func=commands.train)
 
