@@ -190,9 +190,17 @@ def _positive(what: str) -> Callable[[Any], Optional[str]]:
     return lambda v: None if v > 0 else f"expected {what} > 0, got {v!r} (0 would train nothing)"
 
 
+def _plain_name(value: str) -> Optional[str]:
+    """A run name is a name, never a path: it becomes a folder name under ``runs/``."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}", value):
+        return None
+    return f"expected a plain name (letters, digits, '.', '_', '+', '-'; no '/' or '..'), got {value!r}"
+
+
 #: Every config key. Sections are nested dicts of :class:`Field`.
 SCHEMA: Dict[str, Any] = {
-    "name": Field(str, "run", "run name (default output folder runs/NAME-TIMESTAMP)"),
+    "name": Field(str, "run", "run name (default output folder runs/NAME-TIMESTAMP): letters, digits, '.', '_', "
+                  "'+', '-'", check=_plain_name),
     "description": Field(str, "", "what the config reproduces"),
     "base": Field(str, None, "config to start from (packaged name or path relative to this file)", optional=True),
     "seed": Field(int, 0, "seed of the initial weights and of the data order", minimum=0),
@@ -240,6 +248,9 @@ SCHEMA: Dict[str, Any] = {
                           choices=("constant", "linear", "cosine")),
         "greedy_epochs": Field(int, None, "train the Hebbian layers one at a time, this many epochs each",
                                optional=True, minimum=1),
+        "diverge_above": Field(float, 1e8, "a Hebbian layer whose largest |w| passes this at an epoch's end has "
+                               "diverged: training stops and the run is marked diverged (null: no limit)",
+                               optional=True, check=lambda v: None if v > 0 else f"expected a weight magnitude > 0 (null: no limit), got {v!r}"),
         "init": Field(str, "default", "initial Hebbian weights: default (the model's), normal (N(0,1), as "
                       "Krotov-Hopfield), unit (N(0,1) rows scaled to norm 1) or softhebb (radius-25 Gaussian)",
                       choices=("default", "normal", "unit", "softhebb")),
@@ -532,7 +543,8 @@ def dump(cfg: Mapping[str, Any]) -> str:
 
 
 def save(cfg: Mapping[str, Any], path: Union[str, Path]) -> Path:
-    """Write the config as YAML to ``path``."""
-    path = Path(path)
-    path.write_text(dump(cfg), encoding="utf-8")
-    return path
+    """Write the config as YAML to ``path`` (a new file renamed onto the name: never half-written, never through a
+    link)."""
+    from hebbian.files import write_atomic
+
+    return write_atomic(path, dump(cfg))

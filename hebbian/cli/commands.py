@@ -95,12 +95,13 @@ def _run_overrides(args: argparse.Namespace) -> List[Any]:
 
 def evaluate(args: argparse.Namespace) -> int:
     """``hebbian evaluate CHECKPOINT``: linear-probe (and network) accuracy of a saved run; writes ``evaluation.json``."""
+    from hebbian.files import write_atomic
     from hebbian.runs import load_run
 
     exp, run_dir, ckpt = load_run(args.checkpoint, _run_overrides(args))
     metrics: Dict[str, Any] = {"checkpoint": str(ckpt), "rule": exp.cfg["rule"]["name"],
                                "dataset": exp.data.info.name, **exp.evaluate()}
-    (run_dir / "evaluation.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_atomic(run_dir / "evaluation.json", json.dumps(metrics, indent=2) + "\n")
     shown = [f"{k.replace('_', ' ')} {100 * v:.2f}%" for k, v in metrics.items() if k.endswith("accuracy")]
     print(f"{metrics['rule']} on {metrics['dataset']} ({ckpt}): " + " | ".join(shown))
     return 0

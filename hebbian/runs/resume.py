@@ -54,9 +54,10 @@ def find_resume_source(path: PathLike, run_dir: Optional[PathLike] = None) -> Tu
     metrics = folder / "metrics.json"
     if metrics.is_file():
         try:
-            diverged = json.loads(metrics.read_text(encoding="utf-8")).get("diverged")
+            recorded = json.loads(metrics.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            diverged = None
+            recorded = None
+        diverged = recorded.get("diverged") if isinstance(recorded, dict) else None
         if diverged:
             raise UsageError(f"--resume {str(path)!r}: that run diverged (see its metrics.json); resuming would "
                              "diverge again; start a new run with other settings")
@@ -118,10 +119,14 @@ def check_resume_config(run_dir: PathLike, cfg: Config, allow_changes: Iterable[
     return changes
 
 
-def check_resume_point(checkpoint: PathLike, cfg: Config, changes: Mapping[str, Any], complete: bool) -> None:
-    """Check, before the run folder is touched, that the checkpoint is valid and finite and that there is training
-    left to do: more than it holds already (a finished run, ``complete``, needs more epochs), and no fewer epochs
-    than it trained.
+def check_resume_point(checkpoint: PathLike, cfg: Config, changes: Mapping[str, Any], complete: bool,
+                       run_dir: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Check, before the run folder is touched, that the checkpoint is valid and finite, that it is the run's own
+    (:func:`check_identity`, when ``run_dir`` is given) and that there is training left to do: more than it holds
+    already (a finished run, ``complete``, needs more epochs), and no fewer epochs than it trained.
+
+    Returns:
+        The checkpoint's run record (``run_id``, ``config``, ...; empty for a checkpoint that predates it).
 
     Raises:
         UsageError: naming the checkpoint and what to do.
@@ -148,6 +153,65 @@ def check_resume_point(checkpoint: PathLike, cfg: Config, changes: Mapping[str, 
             "to train further pass --epochs N --allow-change train.epochs"
         raise UsageError(f"--resume: the run of {str(checkpoint)!r} is finished ({done // length} of {epochs} epochs, "
                          f"metrics.json); {hint}")
+    record = state.get("run") if isinstance(state.get("run"), Mapping) else {}
+    if run_dir is not None:
+        check_identity(Path(run_dir), Path(checkpoint), record)
+    return dict(record)
+
+
+def check_identity(run_dir: Path, checkpoint: Path, record: Mapping[str, Any]) -> None:
+    """A checkpoint is resumed only by its own run, and only with the config it was trained with.
+
+    * The folder's marker names its run; a checkpoint of another run (or one that holds no identity, in a folder
+      whose checkpoints all do) is refused, naming the config keys in which the two runs differ.
+    * A ``config.yaml`` that is not the one hebbian last wrote (its hash differs from the marker's) was edited by
+      hand: it is refused if it differs from the checkpoint's config in a key that changes what is trained (what
+      would run is the checkpoint's state, not what the file says), naming the keys.
+
+    Raises:
+        UsageError: naming the checkpoint, the folder and the keys.
+    """
+    from hebbian.runs.folder import RunFolder, text_sha256
+
+    folder = RunFolder(run_dir)
+    marker = folder.marker()
+    ckpt_id = record.get("run_id") if isinstance(record.get("run_id"), str) else None
+    saved = record.get("config") if isinstance(record.get("config"), str) else None
+    try:
+        text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--resume: cannot read {str(run_dir / 'config.yaml')!r}: {err}") from None
+    if marker is not None and ckpt_id != marker["run_id"] and not (ckpt_id is None and marker.get("legacy")):
+        whose = f"run {ckpt_id[:12]}" if ckpt_id else "no run (it holds no run identity)"
+        differs = _config_differences(saved, text)
+        raise UsageError(f"--resume: {str(checkpoint)!r} belongs to {whose}, not to the run in {str(run_dir)!r} "
+                         f"(run {marker['run_id'][:12]}){'; their configs differ in ' + differs if differs else ''}"
+                         "; a checkpoint is resumed only in its own run's folder")
+    if saved is None or (marker is not None and text_sha256(text) == marker.get("config_sha256")):
+        return
+    fixed = {k: v for k, v in _config_differences_map(saved, text).items()
+             if not _matches(k, FREE_ON_RESUME)}
+    if fixed:
+        raise UsageError(f"--resume: {str(run_dir / 'config.yaml')!r} was edited after {checkpoint.name} was written "
+                         f"(checkpoint -> file: {_describe(fixed)}); the checkpoint was trained with the former "
+                         "values: restore them, or start a new run with the new ones (another --out)")
+
+
+def _config_differences_map(saved: Optional[str], text: str) -> Dict[str, Tuple[Any, Any]]:
+    """The keys in which the config text ``saved`` (a checkpoint's) and ``text`` (a config.yaml) differ."""
+    import yaml
+
+    try:
+        old, new = yaml.safe_load(saved or ""), yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {"config.yaml": ("(the checkpoint's)", "(not valid YAML)")}
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return {} if saved is None else {"config.yaml": ("(the checkpoint's)", "(not a mapping)")}
+    return config_changes(old, new)
+
+
+def _config_differences(saved: Optional[str], text: str) -> str:
+    return _describe(_config_differences_map(saved, text)) if saved is not None else ""
 
 
 def _describe(changes: Mapping[str, Tuple[Any, Any]]) -> str:

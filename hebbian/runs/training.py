@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import ignite.distributed as idist
 from ignite.engine import Engine, Events
@@ -57,8 +59,10 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
     if overwrite and in_place:
         raise UsageError("--overwrite and --resume of the same run folder contradict each other; choose one")
     changes = check_resume_config(source[0], cfg, allow_changes) if source is not None else {}
+    identity: Dict[str, Any] = {}
     if source is not None and source[1] is not None:
-        check_resume_point(source[1], cfg, changes, complete=(source[0] / "metrics.json").is_file())
+        identity = check_resume_point(source[1], cfg, changes, complete=(source[0] / "metrics.json").is_file(),
+                                      run_dir=source[0])
     rank0 = idist.get_rank() == 0
     folder = RunFolder(run_dir)
     on_rank_zero(lambda: _claim_folder(folder, in_place, overwrite, source is not None))
@@ -72,29 +76,35 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
         # the saved config is what ran: no folder pinned, the method's recipe already applied (so that
         # `hebbian train RUN/config.yaml` repeats the run instead of applying the recipe over its overrides again)
         saved = dump({**cfg, "out": None, "recipes": {}})
-        on_rank_zero(lambda: _prepare_folder(folder, in_place, overwrite, saved, cfg.get("device")))
+        run_id, legacy = _run_identity(folder, in_place, identity, source is not None and source[1] is not None)
+        on_rank_zero(lambda: _prepare_folder(folder, in_place, overwrite, saved, cfg.get("device"), run_id, legacy))
         if cfg["log"]["progress"] and rank0:
             attach_progress(exp, desc or cfg["rule"]["name"])
         logger = attach_tensorboard(exp, run_dir / "tb") if cfg["log"]["tensorboard"] and rank0 else None
         saver = attach_checkpoints(exp, run_dir / "checkpoints")
-        history = RunHistory()
+        history = RunHistory(run_id, saved)
         if exp.trainer is not None:
             exp.to_save["run"] = history
             exp.trainer.add_event_handler(Events.STARTED, history.begin)
         if source is not None:
             resume_training(exp, source[1], changes, history, saver if in_place else None)
+            forked_from = history.run_id if not in_place else None
+            history.run_id, history.config = run_id, saved  # this run's identity and config from here on
+            if forked_from:
+                history.resumes[-1]["forked_from"] = forked_from
+        history.segments.append(_segment(exp))
         metrics: Dict[str, Any] = {
             "name": cfg["name"], "rule": cfg["rule"]["name"], "kind": exp.kind, "dataset": exp.data.info.name,
             "model": cfg["model"]["name"], "width": cfg["model"]["width"], "epochs": exp.epochs,
             "train_images": len(exp.data.train), "test_images": len(exp.data.test),
+            "processes": idist.get_world_size(), "run_id": run_id,
         }
-        if idist.get_world_size() > 1:
-            metrics["processes"] = idist.get_world_size()
         evaluate = _fit(exp, saver, metrics)
         if exp.trainer is None:
             saver(Engine(lambda *_: None))
         if history.resumes:
             metrics["resumes"] = history.resumes
+            metrics["segments"] = history.segments
             if history.train_seconds is not None:  # the earlier processes' time and this one's (if it trained)
                 metrics["total_train_seconds"] = round(history.train_seconds + exp.seconds.get("train", 0.0), 3)
         if evaluate:
@@ -180,6 +190,13 @@ def _fit(exp: Experiment, saver: Any, metrics: Dict[str, Any]) -> bool:
 def _claim_folder(folder: RunFolder, in_place: bool, overwrite: bool, resuming: bool) -> str:
     """Rank 0: lock the folder and check that it holds no other run (nothing is changed yet)."""
     folder.lock()
+    try:
+        folder.check_writable_entries()
+        if overwrite and folder.existing_run() and not folder.is_hebbian_run():
+            folder.clear()  # refuses, naming the files: nothing is deleted
+    except UsageError:
+        folder.unlock()
+        raise
     existing = folder.existing_run()
     if existing and not (in_place or overwrite):
         folder.unlock()
@@ -190,12 +207,36 @@ def _claim_folder(folder: RunFolder, in_place: bool, overwrite: bool, resuming: 
     return ""
 
 
+def _run_identity(folder: RunFolder, in_place: bool, identity: Mapping[str, Any], from_checkpoint: bool
+                  ) -> Tuple[str, bool]:
+    """``(run id, legacy)`` of the run about to start: a run resumed in place keeps its identity (its checkpoint's,
+    else its marker's); a new or forked run gets a new one. ``legacy``: a run resumed in place whose checkpoints
+    predate identities (they are accepted in this folder from now on)."""
+    if in_place:
+        if identity.get("run_id"):
+            return str(identity["run_id"]), False
+        marker = folder.marker() if idist.get_rank() == 0 else None
+        if marker is not None and (not from_checkpoint or marker.get("legacy")):
+            return str(marker["run_id"]), bool(marker.get("legacy"))
+        return RunHistory().run_id or "", from_checkpoint
+    return RunHistory().run_id or "", False
+
+
+def _segment(exp: Experiment) -> Dict[str, Any]:
+    """This process's part of the run: process count, the epoch and iteration it starts from, its start time."""
+    state = exp.trainer.state if exp.trainer is not None else None
+    return {"processes": idist.get_world_size(), "epoch": state.epoch if state else 0,
+            "iteration": state.iteration if state else 0,
+            "at": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
 def _prepare_folder(folder: RunFolder, in_place: bool, overwrite: bool, config_text: str,
-                    device: Optional[str] = None) -> str:
+                    device: Optional[str], run_id: str, legacy: bool) -> str:
     """Rank 0, once the experiment is built: replace (``overwrite``) or supersede (a finished run resumed for more
-    epochs: its ``metrics.json``) the old results, delete partial saves of a killed process, write ``config.yaml``
-    and ``provenance.json`` (:func:`hebbian.provenance.provenance`; a run resumed in place adds its resume to the
-    list ``resumes`` there)."""
+    epochs: its ``metrics.json``) the old results, delete partial saves of a killed process, mark the folder as the
+    run ``run_id``, write ``config.yaml`` and ``provenance.json`` (:func:`hebbian.provenance.provenance`, with the
+    process count and a stale lock taken over; a run resumed in place adds its resume to the list ``resumes``
+    there)."""
     from hebbian.provenance import provenance
     from hebbian.trainers.checkpoint import remove_partial_saves
 
@@ -204,8 +245,11 @@ def _prepare_folder(folder: RunFolder, in_place: bool, overwrite: bool, config_t
     elif overwrite:
         folder.clear()
     remove_partial_saves(folder.path / "checkpoints")
+    folder.write_marker(run_id, config_text, legacy=legacy)
     write_atomic(folder.path / "config.yaml", config_text)
-    made = provenance(device)
+    made = {**provenance(device), "run_id": run_id, "processes": idist.get_world_size()}
+    if folder.stale:
+        made["lock_taken_over"] = _takeover(folder.stale)
     path = folder.path / "provenance.json"
     if in_place and path.is_file():
         try:
@@ -215,6 +259,21 @@ def _prepare_folder(folder: RunFolder, in_place: bool, overwrite: bool, config_t
         made = {**first, "resumes": list(first.get("resumes", [])) + [made]} if isinstance(first, dict) else made
     write_atomic(path, json.dumps(made, indent=2) + "\n")
     return ""
+
+
+def _takeover(stale: str) -> Dict[str, Any]:
+    """The record of a stale lock taken over (its holder, and whether it was another machine's: a lock held on
+    another host of a shared file system may not be visible here, so that takeover is also reported on stderr)."""
+    import socket
+    import sys
+
+    match = re.search(r" on (\S+) since ", stale)
+    host = match.group(1) if match else None
+    foreign = host is not None and host != socket.gethostname()
+    if foreign:
+        print(f"hebbian: warning: took over the stale lock of {stale} (another machine); recorded in "
+              "provenance.json", file=sys.stderr)
+    return {"holder": stale, "other_host": foreign}
 
 
 def _remove_if_empty(folder: RunFolder) -> None:

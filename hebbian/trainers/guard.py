@@ -29,6 +29,20 @@ class NonFiniteWeightsError(NonFiniteUpdateError):
     weights_finite = False
 
 
+class ExplodingWeightsError(NonFiniteUpdateError):
+    """A layer's weights are still finite but their magnitude passed the trainer's limit (``max_abs_weight``): the
+    rule diverges (e.g. plain Hebb without normalisation), and at that scale float32 products, squares and p-norms
+    overflow in what comes next (activations, the next update, the visualizers). Training stops; the weights in
+    memory are finite and are kept, like those of a refused update."""
+
+    weights_finite = True
+
+
+#: The default limit of :meth:`NonFiniteGuard.check_magnitude`: far above what a converging rule reaches (units of
+#: norm ~1 to ~25), and low enough that ``|w|^p`` sums with ``p <= 4`` over thousands of inputs stay finite in float32.
+DEFAULT_MAX_ABS_WEIGHT = 1e8
+
+
 def finite(t: Tensor) -> Tensor:
     """A 0-d bool tensor: whether every element of ``t`` is finite. Exact and without a host sync: the smallest and the
     largest element (one ``aminmax`` pass, no temporary of ``t``'s size) are finite exactly when every element is
@@ -108,6 +122,22 @@ class NonFiniteGuard:
             return
         ok = torch.stack([finite(w).to(device) for w in weights])
         self._weight_flags = self._flag(self._weight_flags, list(indices), ok, device)
+
+    def check_magnitude(self, limit: Optional[float], iteration: int) -> None:
+        """Raise :class:`ExplodingWeightsError` when a layer's largest ``|w|`` exceeds ``limit`` (``None``: no limit).
+
+        One ``amax`` per weight and one host sync for all of them; the trainer calls it once an epoch."""
+        if limit is None or not self.bindings:
+            return
+        peaks = torch.stack([b.weight.detach().abs().amax().to(torch.float64).cpu() for b in self.bindings]).tolist()
+        bad = [(b, peak) for b, peak in zip(self.bindings, peaks) if peak > limit]
+        if bad:
+            what = ", ".join(f"layer {b.name!r} (rule {b.rule!r}: max |w| {peak:.3g})" for b, peak in bad)
+            raise ExplodingWeightsError(
+                f"exploding weights after iteration {iteration} in {what}: above the limit {limit:g} (train."
+                "diverge_above / max_abs_weight), the rule diverges; training stopped. Lower the learning rate or "
+                "use a normalised rule."
+            )
 
     def _changed_part(self, index: int) -> Tensor:
         """The part of binding ``index``'s weight that can have changed since its last check (all of it if unknown)."""

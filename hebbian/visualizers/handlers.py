@@ -211,7 +211,17 @@ class UnitConvergenceHandler(BaseWeightsHandler):
             fraction = converged_fraction(norms, self.tol)
             logger.writer.add_scalar(_tag(self.tag, "unit_convergence", layer), fraction, step)
             if self.histogram:
-                logger.writer.add_histogram(_tag(self.tag, "unit_norm", layer), norms.cpu().numpy(), step)
+                add_finite_histogram(logger.writer, _tag(self.tag, "unit_norm", layer), norms, step)
+
+
+def add_finite_histogram(writer: Any, tag: str, values: Tensor, step: int) -> None:
+    """A TensorBoard histogram of the finite elements of ``values`` (as float64, so that extreme finite values of a
+    diverging rule are binned, not overflowed); nothing is logged when none is finite (TensorBoard refuses an empty
+    histogram)."""
+    flat = values.detach().reshape(-1).to(torch.float64)
+    flat = flat[torch.isfinite(flat)]
+    if flat.numel():
+        writer.add_histogram(tag, flat.cpu().numpy(), step)
 
 
 class _UpdatesHandler(BaseHandler):
@@ -258,7 +268,7 @@ class UpdateHistHandler(_UpdatesHandler):
         if step is None:
             return
         for name, delta in self.updates(engine).items():
-            logger.writer.add_histogram(_tag(self.tag, "updates", name), delta.detach().cpu().numpy(), step)
+            add_finite_histogram(logger.writer, _tag(self.tag, "updates", name), delta, step)
 
 
 class ActivationStatsHandler(BaseHandler):
