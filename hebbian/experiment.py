@@ -79,29 +79,100 @@ def load_data(cfg: Config, seed: Optional[int] = None) -> Data:
 
     With ``data.split: seeded`` the dataset's training and test splits are pooled and a stratified
     ``data.test_fraction`` is drawn as the test split with ``seed`` (default ``cfg["seed"]``), so every seed of a
-    comparison is tested on other images.
+    comparison is tested on other images. ``data.train_limit`` / ``data.test_limit`` then keep the first N images of
+    the training / test split (of the seeded split when there is one): exactly N, or the run is refused.
+
+    Raises:
+        DatasetNotFoundError: the dataset is not under its root. DatasetError: it is, but damaged, empty, or its
+        labels or image shapes are not the dataset's. ConfigError: a limit larger than its split, a split or a
+        normalisation that the images cannot give (naming the key and what is possible).
     """
     d = cfg["data"]
     info = get_dataset_info(d["name"])
     kw = {"root": d["root"], "download": d["download"]}
-    train = load_dataset(info.name, train=True, limit=d["train_limit"], **kw)
-    test = load_dataset(info.name, train=False, limit=d["test_limit"], **kw)
+    train, test = load_dataset(info.name, train=True, **kw), load_dataset(info.name, train=False, **kw)
+    what = f"the {info.name} training split", f"the {info.name} test split"
     if d["split"] == "seeded":
-        from hebbian.data.splits import stratified_split
-
-        pooled = TensorDataset(*(torch.cat([a, b]) for a, b in zip(train.tensors, test.tensors)))
-        train, test = stratified_split(pooled, d["test_fraction"], cfg["seed"] if seed is None else seed)
+        train, test = seeded_split(cfg, train, test, cfg["seed"] if seed is None else seed)
+        what = tuple(f"the seeded {side} split of {info.name} (data.test_fraction={d['test_fraction']} of the "
+                     f"{len(train) + len(test)} pooled images)" for side in ("training", "test"))
+    train = limited(train, d["train_limit"], "data.train_limit", what[0])
+    test = limited(test, d["test_limit"], "data.test_limit", what[1])
     norm = d["normalize"]
-    if norm == "center":
-        mean, std = pixel_stats(train)
-        return Data(center(train, mean, std), center(test, mean, std), info)
-    if norm is not None:
-        mean, std = channel_stats(train) if norm == "dataset" else (norm["mean"], norm["std"])
-        try:
+    try:
+        if norm == "center":
+            mean, std = pixel_stats(train)
+            return Data(center(train, mean, std), center(test, mean, std), info)
+        if norm is not None:
+            mean, std = channel_stats(train) if norm == "dataset" else (norm["mean"], norm["std"])
             train, test = normalize(train, mean, std), normalize(test, mean, std)
-        except ValueError as err:
+    except ValueError as err:
+        if not isinstance(norm, str):  # the {mean, std} of the config
             raise ConfigError("data.normalize", str(err)) from None
+        key = "data.train_limit" if d["train_limit"] is not None else "data.normalize"
+        raise ConfigError(key, f"data.normalize={norm!r} divides by the spread of the training images, and the "
+                               f"{len(train)} training image(s) have none ({err}); use more (or other) training "
+                               "images, or --set data.normalize=null") from None
     return Data(train, test, info)
+
+
+def seeded_split(cfg: Config, train: TensorDataset, test: TensorDataset, seed: int
+                 ) -> Tuple[TensorDataset, TensorDataset]:
+    """``data.split: seeded``: the two splits pooled and a stratified ``data.test_fraction`` drawn with ``seed``."""
+    from hebbian.data.splits import stratified_split
+
+    pooled = TensorDataset(*(torch.cat([a, b]) for a, b in zip(train.tensors, test.tensors)))
+    fraction = cfg["data"]["test_fraction"]
+    try:
+        return stratified_split(pooled, fraction, seed)
+    except ValueError as err:
+        raise ConfigError("data.test_fraction", f"{fraction}: {err}; a stratified test split needs 2 images of at "
+                                                "least one class, or use --set data.split=fixed") from None
+
+
+def limited(dataset: TensorDataset, limit: Optional[int], key: str, what: str) -> TensorDataset:
+    """The first ``limit`` images of ``dataset`` (all for ``None``), or :class:`ConfigError` naming ``key`` when
+    ``what`` (the split, for the message) holds fewer."""
+    from hebbian.data.datasets import first
+
+    if limit is None:
+        return dataset
+    try:
+        return first(dataset, limit, key)
+    except ValueError:
+        raise ConfigError(key, f"{limit} images asked for, but {what} holds {len(dataset)}; use at most "
+                               f"{len(dataset)} (or null for all)") from None
+
+
+#: Probe protocols whose validation share of the training images is stratified (every class split in proportion).
+STRATIFIED_PROBES = ("logistic", "krotov_hopfield")
+
+
+def check_probe_data(cfg: Config, data: Data) -> None:
+    """The probe (``probe.protocol``) can hold out its validation share of ``data``'s training images: a stratified
+    split needs 2 images of at least one class (checked before any training; nothing to check without a probe).
+
+    Raises:
+        ConfigError: naming ``data.train_limit`` (or ``data.test_fraction`` of a seeded split) and what is possible.
+    """
+    from hebbian.data.splits import stratified_indices
+    from hebbian.probes import get_probe_info
+
+    p = cfg["probe"]
+    if p["epochs"] == 0 or p["protocol"] not in STRATIFIED_PROBES:
+        return
+    fraction = {**get_probe_info(p["protocol"]).defaults, **probe_params(cfg)}["validation_fraction"]
+    labels = data.train.tensors[1]
+    try:
+        stratified_indices(labels, fraction, cfg["seed"])
+    except ValueError:
+        d = cfg["data"]
+        key = "data.train_limit" if d["train_limit"] is not None else "data.test_fraction" \
+            if d["split"] == "seeded" else ""
+        raise ConfigError(key, f"the {p['protocol']} probe holds out a stratified share ({fraction}) of the training "
+                               f"images for validation, which needs 2 images of at least one class; the "
+                               f"{len(labels)} training image(s) of {data.info.name} have at most one per class: use "
+                               "more training images, or --set probe.epochs=0 for no probe") from None
 
 
 def build_model(cfg: Config, info: DatasetInfo) -> nn.Sequential:
@@ -346,6 +417,7 @@ class Experiment:
         apply_threads(cfg)
         self.device = select_device(cfg["device"])
         self.data = data if data is not None else load_data(cfg)
+        check_probe_data(cfg, self.data)
         self.kind = method_kind(cfg)
         torch.manual_seed(cfg["seed"])
         self.model = build_model(cfg, self.data.info).to(self.device)

@@ -9,6 +9,7 @@ downloaded unless ``download=True`` is given.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
@@ -16,6 +17,8 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
+
+from hebbian.data.integrity import DatasetError, check_idx_files, check_loaded, describe_root
 
 ENV_ROOT = "HEBBIAN_DATA_ROOT"
 
@@ -66,26 +69,49 @@ def _digits(root: Optional[Path], train: bool, download: bool) -> Tuple[Tensor, 
     return x[keep], y[keep]
 
 
+#: torchvision datasets stored as idx files under ``<root>/<class name>/raw`` (read by torchvision's MNIST reader).
+IDX_DATASETS = ("MNIST", "FashionMNIST")
+
+
+def idx_files(root: Path, cls_name: str, train: bool) -> Tuple[Path, Path]:
+    """The image and label idx files of one split of an MNIST-style dataset in torchvision's layout."""
+    raw, prefix = root / cls_name / "raw", "train" if train else "t10k"
+    return raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+
+
 def _torchvision(cls_name: str) -> Callable[[Optional[Path], bool, bool], Tuple[Tensor, Tensor]]:
     def load(root: Optional[Path], train: bool, download: bool) -> Tuple[Tensor, Tensor]:
         import torchvision
 
         cls = getattr(torchvision.datasets, cls_name)
+        if cls_name in IDX_DATASETS and root is not None:
+            check_idx_files(cls_name, *idx_files(root, cls_name, train))
         try:
             ds = cls(str(root), train=train, download=download)
         except RuntimeError as err:  # torchvision's "Dataset not found. You can use download=True ..."
+            if "not found" not in str(err):
+                raise _damaged(cls_name, root, err) from None
             folder = getattr(cls, "base_folder", f"{cls_name}/raw")  # CIFAR: the extracted archive; MNIST: raw/
             raise DatasetNotFoundError(
                 f"{cls_name} was not found under {root} ({err}). Point --data-root / ${ENV_ROOT} at a folder "
                 f"holding it in torchvision's layout (here {root}/{folder}), or pass "
                 "--download (download=True) on a machine with internet access."
             ) from err
+        except (ValueError, TypeError, AssertionError, IndexError, EOFError, OSError, pickle.UnpicklingError) as err:
+            raise _damaged(cls_name, root, err) from None
         data = ds.data if isinstance(ds.data, Tensor) else torch.as_tensor(ds.data)
         x = data.float().div_(255.0)
         x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
         return x, torch.as_tensor(ds.targets, dtype=torch.long)
 
     return load
+
+
+def _damaged(cls_name: str, root: Optional[Path], err: BaseException) -> DatasetError:
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return DatasetError(f"{cls_name} under {root} is there but cannot be read, so a file of it is damaged "
+                        f"({type(err).__name__}: {reason}); replace its files with intact copies (or delete the "
+                        "folder and pass --download)")
 
 
 DATASETS: Dict[str, DatasetInfo] = {
@@ -126,10 +152,11 @@ def load_dataset(
         train: the training split (else the test split).
         root: data root (see the module docstring for the default).
         download: let torchvision download a missing dataset.
-        limit: keep only the first ``limit`` samples (a fixed subset).
+        limit: keep only the first ``limit`` samples (a fixed subset); more than the split has is refused.
 
     Raises:
-        KeyError: unknown name. DatasetNotFoundError: the files are not under the root.
+        KeyError: unknown name. DatasetNotFoundError: the files are not under the root. DatasetError: they are, but
+        damaged, empty, or hold labels outside the classes or images of another shape. ValueError: a bad ``limit``.
     """
     info = get_dataset_info(name)
     path = Path(root) if root is not None else default_data_root()
@@ -140,8 +167,22 @@ def load_dataset(
             )
         path = Path("data")
     x, y = info.loader(path, train, download)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be a positive integer, got {limit!r}")
-        x, y = x[:limit], y[:limit]
-    return TensorDataset(x, y)
+    check_loaded(info.name, "training" if train else "test", describe_root(path if info.needs_root else None), x, y,
+                 info.shape, info.num_classes)
+    dataset = TensorDataset(x, y)
+    return dataset if limit is None else first(dataset, limit, "limit")
+
+
+def first(dataset: TensorDataset, limit: int, name: str = "limit") -> TensorDataset:
+    """The first ``limit`` samples of ``dataset`` (views, no copy).
+
+    Raises:
+        ValueError: ``limit`` is not a positive integer or exceeds the dataset's length (the message names ``name``
+            and how many samples there are): a limit is honoured exactly or refused.
+    """
+    n = len(dataset)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"{name} must be a positive integer, got {limit!r}")
+    if limit > n:
+        raise ValueError(f"{name}={limit} asks for more images than there are: {n}")
+    return TensorDataset(*(t[:limit] for t in dataset.tensors))
