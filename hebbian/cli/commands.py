@@ -35,7 +35,7 @@ def train(args: argparse.Namespace) -> int:
     import ignite.distributed as idist
 
     from hebbian.experiment import select_device
-    from hebbian.runs import launched_by_torchrun, run_parallel
+    from hebbian.runs.launch import check_process_count, launched_by_torchrun, run_parallel
 
     if getattr(args, "config", None) is None and args.resume is None:
         raise UsageError("give a config (a file or a packaged name: hebbian list configs), or --resume RUN")
@@ -52,6 +52,8 @@ def train(args: argparse.Namespace) -> int:
         raise UsageError(f"--nproc / torchrun: data-parallel training is implemented for the Hebbian rules and GHL; "
                          f"run {cfg['rule']['name']!r} in one process")
     backend = "nccl" if select_device(cfg["device"]).type == "cuda" else "gloo"
+    if not torchrun:
+        check_process_count(args.nproc, backend, force=args.force)
     return run_parallel(_train_rank, args, nproc=None if torchrun else args.nproc, backend=backend)
 
 

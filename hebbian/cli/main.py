@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "competitive_oja's hard WTA, softhebb's winner, swta's kwta), threshold (foldiak) or "
                                 "sign (ghl), a tie within that rounding gives another update, and from there on the "
                                 "runs part (README, Data-parallel training). Under torchrun, leave it out")
+    run_group.add_argument("--force", action="store_true",
+                           help="with --nproc: start more processes than this machine has cores")
     _add_run_flags(p, rule_flag=True)
     p.set_defaults(func=commands.train)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
@@ -12,6 +14,11 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import ignite.distributed as idist
 
 from hebbian.errors import UsageError
+
+#: Prefix of the folder in which the processes of a data-parallel run leave their exit codes
+#: (``hebbian-ranks-<launcher pid>-XXXX`` in the temporary directory).
+RANKS_PREFIX = "hebbian-ranks-"
+
 
 def on_rank_zero(fn: Callable[[], str]) -> str:
     """``fn()`` on rank 0 only, its result (a string) or its :class:`UsageError` shared with every rank.
@@ -55,16 +62,25 @@ def run_parallel(fn: Callable[..., int], *args: Any, nproc: Optional[int], backe
     """
     import logging
 
+    from torch.multiprocessing.spawn import ProcessException
+
     logging.getLogger("ignite.distributed.launcher.Parallel").setLevel(logging.WARNING)
-    codes = Path(tempfile.mkdtemp(prefix="hebbian-ranks-"))
+    remove_stale_rank_folders()
+    codes = Path(tempfile.mkdtemp(prefix=f"{RANKS_PREFIX}{os.getpid()}-"))
     hide_cuda = backend == "gloo" and nproc is not None
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         if hide_cuda:  # with CUDA visible, Ignite binds each gloo process to cuda:<rank>
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         kwargs: Dict[str, Any] = {} if nproc is None else {"nproc_per_node": nproc, "master_port": _free_port()}
-        with idist.Parallel(backend=backend, **kwargs) as parallel:
-            parallel.run(_rank_main, fn, args, str(codes))
+        try:
+            with idist.Parallel(backend=backend, **kwargs) as parallel:
+                parallel.run(_rank_main, fn, args, str(codes))
+        except ProcessException as err:  # a rank killed (or crashed): one line, not the launcher's traceback
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"hebbian: error: a process of the data-parallel run ended abnormally ({first}); the run folder "
+                  "keeps its last checkpoint: continue it with --resume RUN", file=sys.stderr)
+            return 1
         mine = codes / ("0" if nproc is not None else str(idist.get_rank()))
         files = sorted(codes.iterdir())
         if not mine.is_file():
@@ -77,6 +93,47 @@ def run_parallel(fn: Callable[..., int], *args: Any, nproc: Optional[int], backe
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = saved
         shutil.rmtree(codes, ignore_errors=True)
+
+
+def check_process_count(nproc: int, backend: str, force: bool = False) -> None:
+    """``--nproc N`` against what this machine has, as ``torchrun`` users expect: on the CPU (gloo) at most one
+    process per available core unless ``force``; with NCCL at most one process per visible GPU.
+
+    Raises:
+        UsageError: naming the count, what the machine has and what to do.
+    """
+    if backend == "nccl":
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if nproc > gpus:
+            raise UsageError(f"--nproc {nproc}: NCCL runs one process per GPU and {gpus} GPU(s) are visible; pass "
+                             f"--nproc {gpus} or fewer (or --device cpu for gloo processes)")
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if nproc > cores and not force:
+        raise UsageError(f"--nproc {nproc}: this machine has {cores} core(s) available; more processes than cores "
+                         "only slow the run down and each holds its own copy of the model and data (memory); pass "
+                         f"--nproc {cores} or fewer, or --force to start them anyway")
+
+
+def remove_stale_rank_folders() -> None:
+    """Delete the exit-code folders that launchers killed before their clean-up (``kill -9``) left behind: those
+    whose launcher process no longer exists."""
+    for path in Path(tempfile.gettempdir()).glob(f"{RANKS_PREFIX}*"):
+        match = re.match(rf"{RANKS_PREFIX}(\d+)-", path.name)
+        if match and path.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _rank_main(local_rank: int, fn: Callable[..., int], args: Sequence[Any], codes: str) -> None:
