@@ -23,7 +23,7 @@ from hebbian.trainers import HebbianTrainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-NAMES = ["deephebb", "fasthebb", "hebbian_conv", "krotov_fc"]
+NAMES = ["deephebb", "fasthebb", "foldiak_fc", "hebbian_conv", "krotov_fc"]
 #: today's architectures, for GHL and every rule beyond convnets (tests/trainers/test_capture_by_weight.py)
 MODERN = ["conv1d_rows", "mobilenetv3", "resnet18", "transformer_rows", "vit"]
 
