@@ -7,6 +7,9 @@ dataset, a network of :mod:`hebbian.models` and a *method*:
   (``model.info.hebbian_layers``) learn with :class:`~hebbian.trainers.HebbianTrainer`; evaluated by a linear probe;
 * a rule that needs the backprop gradient (``ghl``): the Hebbian layers learn with
   :class:`~hebbian.trainers.ghl.GHLTrainer`, the rest by backprop; evaluated end to end and by a probe;
+* a three-factor rule (``reward_modulated``, ``random_feedback``: rules that need the network's output): every
+  layer of the network, the readout included, learns with :class:`~hebbian.trainers.HebbianTrainer`, which broadcasts
+  the output to them; no backprop; evaluated end to end and by a probe;
 * ``backprop``: the whole network by backprop (the baseline); evaluated end to end and by a probe;
 * ``random``: no training (the random-features baseline); evaluated by a probe.
 
@@ -42,7 +45,7 @@ from hebbian.data import (DatasetInfo, center, channel_stats, get_dataset_info, 
 from hebbian.rules import LearningRule, create, get_rule_info, softhebb_init_
 
 #: What each method is evaluated by.
-METHOD_KINDS = ("hebbian", "ghl", "backprop", "random")
+METHOD_KINDS = ("hebbian", "ghl", "three_factor", "backprop", "random")
 
 
 @dataclass
@@ -221,11 +224,15 @@ def check_model_size(name: str, kwargs: Mapping[str, Any]) -> None:
 
 
 def method_kind(cfg: Config) -> str:
-    """``"backprop"``, ``"random"``, ``"ghl"`` (rules that need the backprop gradient) or ``"hebbian"``."""
+    """``"backprop"``, ``"random"``, ``"ghl"`` (rules that need the backprop gradient), ``"three_factor"`` (rules
+    that need the network's output) or ``"hebbian"``."""
     name = cfg["rule"]["name"]
     if name in BASELINES:
         return name
-    return "ghl" if get_rule_info(name).needs_global_grad else "hebbian"
+    info = get_rule_info(name)
+    if info.needs_output:
+        return "three_factor"
+    return "ghl" if info.needs_global_grad else "hebbian"
 
 
 def hebbian_layer_names(model: nn.Module) -> List[str]:
@@ -238,6 +245,16 @@ def hebbian_layer_names(model: nn.Module) -> List[str]:
 
     supervised = supervised_layer_names(model, -1)
     return [s.name for s in candidate_weights(model) if s.name not in supervised]
+
+
+def trained_layer_names(model: nn.Module, kind: str) -> List[str]:
+    """The layers the method's rule trains: every weight of the network for three-factor rules (the readout
+    included), else :func:`hebbian_layer_names`."""
+    if kind != "three_factor":
+        return hebbian_layer_names(model)
+    from hebbian.models.discovery import candidate_weights
+
+    return [s.name for s in candidate_weights(model)]
 
 
 @dataclass
@@ -373,7 +390,7 @@ def check_config(cfg: Config) -> None:
     probe_params(cfg)
     model = build_model(cfg, get_dataset_info(cfg["data"]["name"]))
     if kind not in BASELINES:
-        layer_settings(cfg, hebbian_layer_names(model))
+        layer_settings(cfg, trained_layer_names(model, kind))
 
 
 def initialise(cfg: Config, model: nn.Module, layers: List[str]) -> None:
@@ -459,7 +476,7 @@ class Experiment:
             self.trainer = SupervisedTrainer(model, optimizer, nn.CrossEntropyLoss(), self.device)
             self.to_save.update(optimizer=optimizer, trainer=self.trainer)
         else:
-            settings = layer_settings(cfg, self.layers)
+            settings = layer_settings(cfg, trained_layer_names(model, self.kind))
             from hebbian.models.discovery import site_weight
 
             groups = [{"params": [site_weight(model, n)], "lr": s.lr, "weight_decay": s.weight_decay}
@@ -664,10 +681,10 @@ class Experiment:
         return dead_fraction(alive)
 
     def test(self) -> Dict[str, float]:
-        """Test accuracy of the network itself (methods that train the readout: backprop, ghl)."""
+        """Test accuracy of the network itself (methods that train the readout: backprop, ghl, three-factor rules)."""
         from hebbian.trainers.evaluators import SupervisedEvaluator
 
-        if self.kind not in ("backprop", "ghl"):
+        if self.kind not in ("backprop", "ghl", "three_factor"):
             return {}
         start = time.perf_counter()
         evaluator = SupervisedEvaluator(self.model, None, self.device)

@@ -13,13 +13,18 @@ from hebbian.rules.competition import anti_hebbian_losers, hard_wta, k_wta, rank
 from hebbian.rules.competitive import CompetitiveOja, Instar, SupervisedInstar
 from hebbian.rules.fasthebb import HPCA, SWTA
 from hebbian.rules.foldiak import Foldiak
-from hebbian.rules.ghl import GHL
+from hebbian.rules.ghl import GHL, GradientSign
 from hebbian.rules.hebb import Hebb
 from hebbian.rules.krotov import Krotov
 from hebbian.rules.layers import LayerView
+from hebbian.rules.modulation import (Broadcast, Modulator, ModulatorInfo, create_modulator, get_modulator_info,
+                                      list_modulators, modulator_infos, register_modulator)
 from hebbian.rules.oja import Oja, OjaSubspace, Sanger
+from hebbian.rules.random_feedback import DFA, RandomFeedback
 from hebbian.rules.registry import RuleInfo, create, get_rule_info, list_rules, register_rule, rule_infos
+from hebbian.rules.reward_modulated import RewardModulated, RewardPredictionError
 from hebbian.rules.softhebb import SoftHebb, softhebb_init_
+from hebbian.rules.three_factor import ThreeFactorRule
 
 #: pytorch-hebbian's name for the Krotov-Hopfield rule.
 KrotovsRule = Krotov
@@ -30,4 +35,7 @@ __all__ = [
     "Hebb", "Oja", "OjaSubspace", "Sanger", "CompetitiveOja", "Instar", "SupervisedInstar",
     "Krotov", "KrotovsRule", "SoftHebb", "softhebb_init_", "SWTA", "HPCA", "GHL", "BCM", "Foldiak",
     "hard_wta", "soft_wta", "anti_hebbian_losers", "k_wta", "rank_gates",
+    "RewardModulated", "DFA", "ThreeFactorRule",
+    "Modulator", "ModulatorInfo", "Broadcast", "create_modulator", "get_modulator_info", "list_modulators",
+    "modulator_infos", "register_modulator", "GradientSign", "RewardPredictionError", "RandomFeedback",
 ]

@@ -10,9 +10,32 @@ from torch import Tensor
 from hebbian.rules.base import LearningRule, Statistics, check_choice, check_positive
 from hebbian.rules.competitive import CompetitiveOja
 from hebbian.rules.layers import LayerView
+from hebbian.rules.modulation import Modulator, register_modulator
 from hebbian.rules.registry import create, register_rule
 
 GHL_MODES = ("ghl", "local_only", "sign_only")
+
+
+@register_modulator(
+    "gradient_sign",
+    description="M = -sign(dL/dW): the direction of the layer's backprop gradient, per weight element.",
+    scope="synapse", needs_global_grad=True, source="Hua et al., ICASSP 2026 (GHL)",
+)
+class GradientSign(Modulator):
+    """GHL's third factor: :math:`M = -\\mathrm{sign}(\\partial L / \\partial W)`, one value per weight element.
+
+    It gates the batch's aggregated local step :math:`\\hat\\Delta` by magnitude, :math:`\\Delta W = M \\odot
+    |\\hat\\Delta|`: the local rule says how much, the global gradient which way.
+    """
+
+    def factor(self, grad: Tensor, dtype: torch.dtype) -> Tensor:
+        """:math:`M` in ``dtype`` (dL/dW may come in another dtype, e.g. fp32 master grads)."""
+        return grad.sign().to(dtype).neg_()
+
+    def gate(self, local: Tensor, grad: Tensor) -> Tensor:
+        """:math:`M \\odot |\\hat\\Delta|`, formed in the fresh tensor ``abs`` returns (no further temporaries of
+        the weight's size)."""
+        return torch.abs(local).mul_(grad.sign().to(local.dtype)).neg_()
 
 
 @register_rule(
@@ -21,7 +44,7 @@ GHL_MODES = ("ghl", "local_only", "sign_only")
     needs_global_grad=True,
 )
 class GHL(LearningRule):
-    """Hebbian Learning with Global Direction.
+    """Hebbian Learning with Global Direction: a three-factor rule whose third factor is :class:`GradientSign`.
 
     The local rule supplies the magnitude, the sign of the layer's backprop gradient the direction:
 
@@ -56,6 +79,9 @@ class GHL(LearningRule):
             raise TypeError(f"local must be a (non-GHL) LearningRule or a registry name, got {local!r}")
         self.local = local
 
+    #: the third factor, :math:`M = -\\mathrm{sign}(\\partial L / \\partial W)` (stateless, shared)
+    modulator = GradientSign()
+
     @property
     def uses_global_grad(self) -> bool:
         return self.mode != "local_only"
@@ -73,8 +99,6 @@ class GHL(LearningRule):
             return self.local.finalize(view, stats)
         if grad is None:
             raise ValueError(f"GHL (mode={self.mode!r}) needs the layer's gradient dL/dW, got grad=None")
-        direction = grad.sign().to(view.weight.dtype)  # dL/dW may come in another dtype (e.g. fp32 master grads)
         if self.mode == "sign_only":
-            return -direction
-        # -|D| * sign(g), formed in the fresh tensor that abs() returns (no further temporaries of W's size)
-        return torch.abs(self.local.finalize(view, stats)).mul_(direction).neg_()
+            return self.modulator.factor(grad, view.weight.dtype)
+        return self.modulator.gate(self.local.finalize(view, stats), grad)

@@ -23,6 +23,8 @@ class RuleInfo:
         supports_conv: the rule can train ``nn.Conv2d`` layers (all built-in rules can).
         needs_labels: the update depends on the batch's labels.
         needs_global_grad: the update needs the layer's backprop gradient ``dL/dW`` (GHL).
+        needs_output: the update needs the network's output on the batch, from which a third factor is broadcast to
+            every layer (three-factor rules, :mod:`hebbian.rules.three_factor`).
         stateful: the rule keeps state beyond its hyperparameters (saved by ``state_dict``).
         aliases: other names that resolve to this entry.
     """
@@ -35,6 +37,7 @@ class RuleInfo:
     needs_global_grad: bool = False
     stateful: bool = False
     aliases: tuple = field(default=())
+    needs_output: bool = False
 
     def defaults(self) -> Dict[str, Any]:
         """The constructor's default hyperparameters."""
@@ -57,6 +60,7 @@ def register_rule(
     needs_global_grad: bool = False,
     stateful: bool = False,
     aliases: tuple = (),
+    needs_output: bool = False,
 ) -> Callable[[R], R]:
     """Class decorator that registers a :class:`~hebbian.rules.base.LearningRule` subclass under ``name``."""
 
@@ -67,7 +71,8 @@ def register_rule(
         for given, k in zip((name,) + tuple(aliases), keys):
             if k in _REGISTRY or k in _ALIASES or keys.count(k) > 1:
                 raise ValueError(f"a rule named {given!r} is already registered")
-        info = RuleInfo(name, cls, description, supports_conv, needs_labels, needs_global_grad, stateful, aliases)
+        info = RuleInfo(name, cls, description, supports_conv, needs_labels, needs_global_grad, stateful, aliases,
+                        needs_output)
         _REGISTRY[key] = info
         for alias in aliases:
             _ALIASES[_normalise(alias)] = key
@@ -104,6 +109,7 @@ def list_rules(
     needs_labels: Optional[bool] = None,
     needs_global_grad: Optional[bool] = None,
     stateful: Optional[bool] = None,
+    needs_output: Optional[bool] = None,
 ) -> List[str]:
     """Sorted names of the registered rules matching a wildcard ``pattern`` and the given metadata filters."""
     filters = {
@@ -111,6 +117,7 @@ def list_rules(
         "needs_labels": needs_labels,
         "needs_global_grad": needs_global_grad,
         "stateful": stateful,
+        "needs_output": needs_output,
     }
     names = []
     for key, info in _REGISTRY.items():

@@ -395,7 +395,12 @@ class GHLTrainer(HebbianTrainer):
         return dtype, (scaler or None)
 
     def _check_rules(self, use_labels: bool) -> None:
-        """Any rule may train a layer here; rules with ``needs_global_grad`` receive the backprop gradient."""
+        """Any rule may train a layer here; rules with ``needs_global_grad`` receive the backprop gradient. Rules that
+        need the network's output (three-factor rules) train with :class:`HebbianTrainer`, which broadcasts it."""
+        for b in self.bindings:
+            if b.rule.info.needs_output:
+                raise ValueError(f"layer {b.name!r}: rule {b.rule.info.name!r} needs the network's output broadcast "
+                                 "to it; train it with hebbian.trainers.HebbianTrainer (supervised_from=None)")
 
     def _make_step(self, device, non_blocking, prepare_batch) -> Callable[[Engine, Any], Any]:
         return ghl_training_step(

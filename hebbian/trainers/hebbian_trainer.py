@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import ignite.distributed as idist
@@ -18,6 +19,7 @@ from hebbian.trainers.binding import RuleBinding, RuleSpec, bind_rules
 from hebbian.trainers.capture import LayerCapture, Use, use_statistics
 from hebbian.trainers.distributed import all_reduce_statistics, broadcast_parameters, check_replicas_in_sync
 from hebbian.trainers.events import HebbianEvents, register_hebbian_events
+from hebbian.trainers.modulation import broadcast, check_exploring, exploration, modulated
 from hebbian.trainers.guard import NonFiniteGuard
 
 PrepareBatch = Callable[[Any, Optional[Union[str, torch.device]], bool], Tuple[Tensor, Optional[Tensor]]]
@@ -68,6 +70,7 @@ def hebbian_training_step(
     guard: Optional[NonFiniteGuard] = None,
     reduce: Callable[[Sequence[Statistics]], List[Statistics]] = all_reduce_statistics,
     stop_early: bool = True,
+    output_layer: Optional[str] = None,
 ) -> Callable[[Engine, Any], Dict[str, Tensor]]:
     """Factory of the per-batch Hebbian update, in the manner of ``ignite.engine.supervised_training_step``.
 
@@ -76,6 +79,11 @@ def hebbian_training_step(
     is guarded against NaN/Inf and written as ``-ΔW`` into the weight's ``.grad``; then ``optimizer.step()``, after
     which the stepped weights are checked to be finite (one reduction each). All layers are updated from the same
     forward pass ("simultaneous" training).
+
+    Three-factor rules (``info.needs_output``): the forward pass runs to the end with their layers' exploration
+    noise (:func:`~hebbian.trainers.modulation.exploration`), and the model's output and the labels are broadcast to
+    them while the statistics are computed (``output_layer``, the layer that computes the output, takes its own
+    error).
 
     Returns:
         ``update(engine, batch) -> {layer name: ΔW}``, also left in ``engine.state.hebbian_updates``.
@@ -103,13 +111,15 @@ def hebbian_training_step(
         x, y = prepare_batch(batch, device, non_blocking)
         if y is None and any(b.rule.info.needs_labels for b in active):
             raise ValueError("the batch has no labels, but a bound rule needs them (needs_labels=True)")
+        third = modulated(active)  # three-factor rules: the whole forward pass, its output broadcast to them
         with torch.no_grad():
-            with capture.record({b.name for b in active}, stop_early) as records:
-                model(x)
+            with capture.record({b.name for b in active}, stop_early and not third) as records, exploration(third):
+                output = model(x)
             missing = {b.name for b in active} - set(records)
             if missing:
                 raise RuntimeError(f"layers {sorted(missing)} did not run in the model's forward pass")
-            stats = reduce(layer_statistics(active, records, y))
+            with broadcast(third, output, y, output_layer) if third else nullcontext():
+                stats = reduce(layer_statistics(active, records, y))
             updates = apply_updates(engine, active, stats, guard)
         optimizer.step()
         guard.check_weights([guard.bindings.index(b) for b in active], engine.state.iteration)
@@ -193,8 +203,15 @@ class HebbianTrainer(Engine):
 
     # ------------------------------------------------------------------ construction helpers
     def _make_step(self, device, non_blocking, prepare_batch) -> Callable[[Engine, Any], Any]:
+        output_layer = None
+        if modulated(self.bindings):  # the layer that computes the output takes its own error (three-factor rules)
+            from hebbian.models.discovery import unwrap_model
+            from hebbian.trainers.ghl import final_classifier
+
+            output_layer = final_classifier(unwrap_model(self.model))
         return hebbian_training_step(
-            self.model, self.bindings, self.optimizer, device, non_blocking, prepare_batch, self.guard
+            self.model, self.bindings, self.optimizer, device, non_blocking, prepare_batch, self.guard,
+            output_layer=output_layer,
         )
 
     def _check_rules(self, use_labels: bool) -> None:
@@ -206,6 +223,7 @@ class HebbianTrainer(Engine):
                 )
             if b.rule.info.needs_labels and not use_labels:
                 raise ValueError(f"layer {b.name!r}: rule {b.rule.info.name!r} needs labels, but use_labels=False")
+        check_exploring(self.bindings)
 
     def _check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):

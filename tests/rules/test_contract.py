@@ -82,6 +82,9 @@ NON_DEFAULT = {
     "swta": {"competition": "poly", "temperature": 0.1, "power": 7.0, "k": 2},
     "hpca": {"fan_in_scaling": False, "activation": "identity"},
     "ghl": {"t_inv": 0.25, "mode": "sign_only"},
+    "reward_modulated": {"reward": "correct", "baseline": "global", "baseline_decay": 0.5, "exploration": 0.1,
+                         "post": "noise", "activation": "tanh", "trace_decay": 0.5},
+    "random_feedback": {"activation": "tanh", "seed": 3},
     "bcm": {"tau": 3.0, "activation": "identity", "normalize": "sum"},
     "foldiak": {"alpha": 0.3, "gamma": 0.05, "p": 0.2},
 }
@@ -175,7 +178,7 @@ def test_statistics_are_reducible(name, kind, device):
     layer = make_layer(kind, torch.float64, device, rule=name)
     x, u, labels, grad = make_batch(layer, n=8)
     rule = R.create(name)
-    whole = rule.update(layer, x, u, **extras(name, labels, grad))
+    whole = rule.clone().update(layer, x, u, **extras(name, labels, grad))  # from the same state as the halves
 
     view = rule.check_layer(layer)
     stats = []
@@ -204,7 +207,8 @@ def _roundtrip(state):
 def test_state_dict_roundtrip(name):
     rule = R.create(name, **NON_DEFAULT[name])
     layer = make_layer(generic_kind(name), rule=name)
-    before = run(name, layer, rule)  # stateful rules now hold state (SoftHebb: rates)
+    run(name, layer, rule)  # stateful rules now hold state (SoftHebb: rates)
+    before = run(name, layer, rule.clone())  # the update that follows from this state
     state = _roundtrip(rule.state_dict())
     assert set(state) == {"hyperparameters", *type(rule).state_tensors}
 
