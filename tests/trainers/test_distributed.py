@@ -24,7 +24,8 @@ from torch import nn
 
 import hebbian.trainers.hebbian_trainer as hebbian_trainer
 from hebbian.optim import Local
-from hebbian.rules import GHL, Krotov, Oja, SoftHebb
+from hebbian.models import FoldiakLayer
+from hebbian.rules import BCM, GHL, Foldiak, Krotov, Oja, SoftHebb
 from hebbian.trainers import HebbianTrainer
 from hebbian.trainers.distributed import check_replicas_in_sync
 
@@ -40,6 +41,11 @@ def mlp(seed: int) -> nn.Module:
                                      head=nn.Linear(6, 3)))
 
 
+def lateral_net(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(OrderedDict(h1=FoldiakLayer(10, 8, steps=10, output="rate"), head=nn.Linear(8, 3)))
+
+
 def convnet(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(OrderedDict(conv=nn.Conv2d(1, 4, 3), act=nn.ReLU(), flat=nn.Flatten(),
@@ -51,6 +57,8 @@ CASES = {
     "krotov": (mlp, lambda: Krotov(k=3, delta=0.4), False, (10,)),      # max-abs normalisation of the global sum
     "softhebb": (mlp, lambda: SoftHebb(t_inv=2.0), False, (10,)),
     "oja": (mlp, lambda: Oja(), False, (10,)),                         # mean over the global sample count
+    "bcm": (mlp, lambda: BCM(tau=2.0), False, (10,)),                  # a threshold from the global y^2
+    "foldiak": (lateral_net, lambda: Foldiak(alpha=0.3, gamma=0.1), False, (10,)),  # the layer's buffers too
     "krotov_conv_ddp": (convnet, lambda: Krotov(k=2), True, (1, 6, 6)),  # conv statistics; model wrapped in DDP
 }
 if importlib.util.find_spec("hebbian.trainers.ghl") is not None:
