@@ -38,6 +38,24 @@ def test_documented_commands_and_configs_exist(capsys):
         assert doc in README
 
 
+def test_the_train_example_learns_and_prints_what_the_readme_says(tmp_path, capsys):
+    """The README's `hebbian train ... --rule softhebb` example, run now, prints the summary the README quotes, and
+    that summary shows learning (its features beat the untrained control; the units moved, none dead)."""
+    import json
+
+    from hebbian.cli import main
+
+    (command,) = re.findall(r"^hebbian (train compare_digits --rule softhebb[^\n#]*)", "\n".join(blocks("bash")),
+                            flags=re.M)
+    (quoted,) = re.findall(r"`(softhebb on digits [^`]*)`", README)
+    assert main(command.split() + ["--out", str(tmp_path / "run"), "--no-progress", "--no-tensorboard"]) == 0
+    printed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("softhebb on digits"))
+    assert printed.rsplit(" | ", 1)[0] == quoted  # all but the wall time
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["probe_gain"] > 0.02 and metrics["weight_change"] > 0.5 and metrics["dead_units"] == 0.0
+    assert f"weight change {metrics['weight_change']:.3f}" in README
+
+
 @pytest.mark.slow
 def test_python_example_runs(capsys):
     (example,) = blocks("python")
