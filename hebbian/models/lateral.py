@@ -58,7 +58,8 @@ class FoldiakLayer(nn.Linear):
     The forward pass computes the drive :math:`q x` (no bias: the thresholds play its part), settles the lateral
     dynamics (:func:`settle`) and returns Földiák's binary output :math:`y_i = [y^*_i > 1/2]` (``output="binary"``)
     or the settled rates :math:`y^*` (``output="rate"``). It is an ``nn.Linear``, so rules bind to it and trainers
-    capture its input and output like any layer's; the ``foldiak`` rule reads the binary :math:`y` from either.
+    capture its input and output like any layer's; the ``foldiak`` rule reads the binary :math:`y` from either. The
+    binary output passes no gradient: to backpropagate through the layer (e.g. a supervised head), use ``"rate"``.
 
     Args:
         in_features, out_features: as ``nn.Linear``.
