@@ -30,7 +30,8 @@ def settle(drive: Tensor, lateral: Tensor, threshold: Tensor, gain: float, steps
         \\frac{dy^*_i}{dt} = f\\Big(\\sum_j q_{ij} x_j + \\sum_j w_{ij} y^*_j - t_i\\Big) - y^*_i,
         \\qquad f(v) = \\frac{1}{1 + e^{-\\lambda v}}
 
-        y^*_{s+1} = y^*_s + r\\,\\big(f(\\text{drive} + y^*_s W^\\top - t) - y^*_s\\big), \\quad s = 0 .. \\text{steps}-1
+        y^*_{s+1} = y^*_s + r\\,\\big(f(\\text{drive} + y^*_s W^\\top - t) - y^*_s\\big),
+        \\quad s = 0 .. \\text{steps}-1
 
     Args:
         drive: the feed-forward drive :math:`q x`, ``(..., M)``.
@@ -118,7 +119,8 @@ FOLDIAK_FC_RECIPES = {
 
 @register_model(
     "foldiak_fc",
-    description="Földiák 1990: Flatten -> FoldiakLayer(D, 2000; lateral weights, thresholds) -> Linear(2000, classes).",
+    description="Földiák 1990: Flatten -> FoldiakLayer(D, 2000; lateral weights, thresholds) -> Linear(2000, "
+                "classes).",
     hebbian_layers=("lateral1",),
     recipes=FOLDIAK_FC_RECIPES,
     source="Földiák, Forming sparse representations by local anti-Hebbian learning, Biol. Cybern. 64 (1990)",

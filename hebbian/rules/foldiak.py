@@ -29,7 +29,8 @@ class Foldiak(LearningRule):
         \\Delta q_i = \\frac{1}{S} \\sum_n y_{n,i} (x_n - q_i)
         \\qquad \\text{(Hebbian feed-forward; returned, applied by the optimizer with its rate } \\beta)
 
-        w_{ij} \\leftarrow \\min\\Big(0,\\; w_{ij} - \\alpha \\big(\\tfrac{1}{S}\\textstyle\\sum_n y_{n,i} y_{n,j} - p^2\\big)\\Big),
+        w_{ij} \\leftarrow \\min\\Big(0,\\;
+            w_{ij} - \\alpha \\big(\\tfrac{1}{S}\\textstyle\\sum_n y_{n,i} y_{n,j} - p^2\\big)\\Big),
         \\quad w_{ii} = 0 \\qquad \\text{(anti-Hebbian lateral)}
 
         t_i \\leftarrow t_i + \\gamma \\big(\\tfrac{1}{S}\\textstyle\\sum_n y_{n,i} - p\\big)
