@@ -116,7 +116,7 @@ def test_include_directive_inserts_a_generated_file_relative_to_the_template(tmp
 
 
 def test_the_probe_command_writes_overrides_so_that_they_parse_back(run):
-    from hebbian.results import _parse_value
+    from hebbian.results.cli import _parse_value
 
     params = {"epochs": 1, "beta_grid": [1.0], "batch_size": 64}
     probe_checkpoints(run, "krotov_hopfield", params, epochs=[2], tag="lim", overrides=[("data.train_limit", None)],
@@ -133,7 +133,9 @@ def test_settings_show_a_rules_parameters_but_not_for_baselines():
     assert "; backprop; 1 epoch, batch 2" in settings({**base, "rule": {"name": "backprop", "params": {"p": 4.0}}})
 
 
-def test_a_resumed_runs_times_say_which_processes_they_cover():
+def test_a_resumed_runs_times_say_which_segments_and_processes_they_cover():
+    """A resume starts a new segment of the run (not a new process of it); a data-parallel run trains in several
+    processes (metrics.json ``processes``)."""
     from hebbian.results import RunRecord, runs_table
 
     config = {"model": {"name": "krotov_fc", "width": 1.0}, "rule": {"name": "krotov", "params": {}},
@@ -141,11 +143,20 @@ def test_a_resumed_runs_times_say_which_processes_they_cover():
     plain = {"epochs": 10, "train_seconds": 600.0, "wall_seconds": 660.0}
     resumed = {**plain, "resumes": [{"epoch": 4, "iteration": 40, "checkpoint": "checkpoint_40.pt"}]}
     total = {**resumed, "total_train_seconds": 1000.0}
+    twice = {**total, "resumes": resumed["resumes"] * 2}
+    parallel = {**plain, "processes": 2}
+    parallel_resumed = {**total, "processes": 4}
     rows = runs_table([RunRecord(Path(n), config, m) for n, m in
-                       (("plain", plain), ("old", resumed), ("new", total))]).splitlines()
+                       (("plain", plain), ("old", resumed), ("new", total), ("twice", twice), ("ddp", parallel),
+                        ("both", parallel_resumed))]).splitlines()
     assert "| 10.0 min | 11.0 min |" in rows[2]
-    assert "| 10.0 min (epochs 5-10, after a resume) | 11.0 min (the last process) |" in rows[3]
-    assert "| 16.7 min (all 2 processes) | 11.0 min (the last process) |" in rows[4]
+    assert "| 10.0 min (epochs 5-10, after a resume) | 11.0 min (the last segment) |" in rows[3]
+    assert "| 16.7 min (2 segments: resumed once) | 11.0 min (the last segment) |" in rows[4]
+    assert "| 16.7 min (3 segments: resumed twice) | 11.0 min (the last segment) |" in rows[5]
+    assert "| 10.0 min (in 2 processes) | 11.0 min |" in rows[6]
+    assert "| 16.7 min (2 segments: resumed once; the last segment in 4 processes) | 11.0 min (the last segment) |" \
+        in rows[7]
+    assert "process" not in "".join(rows[2:6])
 
 
 def test_a_probe_seed_set_in_params_replaces_the_runs_seed(run):
@@ -168,7 +179,7 @@ def test_a_probe_seed_set_in_params_replaces_the_runs_seed(run):
 
 def test_two_processes_probing_one_run_keep_each_others_entries(run, monkeypatch):
     """A probe that read the file before another process appended to it does not drop that entry when it writes."""
-    import hebbian.results as results
+    import hebbian.results.probing as results
 
     params = {"epochs": 1, "beta_grid": [1.0], "batch_size": 64}
     out = run / "probes" / "krotov_hopfield-two.json"
