@@ -291,7 +291,8 @@ class GHLTrainer(HebbianTrainer):
     ``hebbian_layers="conv+linear"`` adds the hidden ``Linear`` layers and the attention projections. Weights are
     captured wherever they are used (:mod:`hebbian.trainers.capture`), so it works on
     :func:`hebbian.models.create_model` networks, torchvision's VGG / ResNet / MobileNetV3 / ViT and
-    ``nn.TransformerEncoder`` models alike.
+    ``nn.TransformerEncoder`` and encoder-decoder ``nn.Transformer`` models alike (cross-attention: the query block
+    of the packed projection learns from the query, the key and value blocks from the memory).
 
     Args:
         model: any ``nn.Module`` ending in a classifier (on ``device``; may be DDP-wrapped).

@@ -113,20 +113,32 @@ def test_two_modules_sharing_a_weight_bind_it_once_with_both_uses_summed():
 
 def test_a_weight_used_through_a_slice_or_another_product_is_refused_by_name():
     torch.manual_seed(0)
-    attn = nn.MultiheadAttention(4, 2, batch_first=True)
 
-    class Cross(nn.Module):  # cross-attention: PyTorch splits in_proj_weight into q and kv slices
+    class Columns(nn.Module):  # a slice of the inputs' weights: no unit sees its whole input
         def __init__(self):
             super().__init__()
-            self.attn, self.head = attn, nn.Linear(4, 2)
+            self.fc, self.head = nn.Linear(4, 4), nn.Linear(4, 2)
 
         def forward(self, x):
-            return self.head(self.attn(x, x.flip(1), x.flip(1), need_weights=False)[0].mean(1))
+            return self.head(F.linear(x[:, :2], self.fc.weight[:, :2]))
 
-    trainer = HebbianTrainer(Cross(), {"attn.in_proj": R.Oja()}, Local([attn.in_proj_weight], lr=0.01))
-    batch = (torch.randn(2, 3, 4), torch.zeros(2, dtype=torch.long))
-    with pytest.raises(RuntimeError, match="the weight of 'attn.in_proj' is used in a way that cannot be captured"):
-        trainer.run([batch], epochs=1)
+    model = Columns()
+    trainer = HebbianTrainer(model, {"fc": R.Oja()}, Local([model.fc.weight], lr=0.01))
+    with pytest.raises(RuntimeError, match="the weight of 'fc' is used in a way that cannot be captured"):
+        trainer.run([(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))], epochs=1)
+
+    class HalfGroup(nn.Module):  # rows that split a competition group of the packed q/k/v projection
+        def __init__(self):
+            super().__init__()
+            self.attn, self.head = nn.MultiheadAttention(4, 2), nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.head(F.linear(x, self.attn.in_proj_weight[:2]))
+
+    model = HalfGroup()
+    trainer = HebbianTrainer(model, {"attn.in_proj": R.Oja()}, Local([model.attn.in_proj_weight], lr=0.01))
+    with pytest.raises(RuntimeError, match="rows 0..1, which are not whole competition groups of 4 units"):
+        trainer.run([(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))], epochs=1)
 
     class MatMul(nn.Module):
         def __init__(self):
@@ -140,6 +152,85 @@ def test_a_weight_used_through_a_slice_or_another_product_is_refused_by_name():
     trainer = HebbianTrainer(model, {"fc": R.Oja()}, Local([model.fc.weight], lr=0.01))
     with pytest.raises(RuntimeError, match="the weight of 'fc' is used in a way that cannot be captured"):
         trainer.run([(torch.randn(2, 4), torch.zeros(2, dtype=torch.long))], epochs=1)
+
+
+class CrossAttention(nn.Module):
+    """Cross-attention: the query from one sequence, key and value from another (the same tensor, or two)."""
+
+    def __init__(self, separate_value: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.attn, self.head = nn.MultiheadAttention(4, 2, batch_first=True), nn.Linear(4, 3)
+        self.separate_value = separate_value
+
+    def forward(self, x):
+        query, memory = x[:, :3], x[:, 3:] * 2.0  # 3 query tokens, 4 memory tokens
+        value = memory + 1.0 if self.separate_value else memory  # k is v: PyTorch splits the weight [E, 2E]
+        return self.head(self.attn(query, memory, value, need_weights=False)[0].mean(1))
+
+
+def soft_oja_block(x, w, groups):
+    """float64 reference: sum_n y_k (x - u_k w_k), y = softmax(u) within each group of units, u = x w^T."""
+    u = x @ w.t()
+    y = torch.cat([torch.softmax(part, dim=1) for part in u.chunk(groups, dim=1)], dim=1)
+    return y.t() @ x - (y * u).sum(0)[:, None] * w
+
+
+@pytest.mark.parametrize("separate_value", [False, True])
+@pytest.mark.parametrize("normalize", ["max_abs", "mean"])
+def test_cross_attention_trains_q_k_v_each_on_its_own_input(separate_value, normalize):
+    model = CrossAttention(separate_value).double()
+    trainer = HebbianTrainer(model, {"attn.in_proj": R.create("competitive_oja", normalize=normalize)},
+                             Local([model.attn.in_proj_weight], lr=0.0))
+    x = torch.randn(2, 7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    trainer.run([(x, torch.zeros(2, dtype=torch.long))], epochs=1)
+    w = model.attn.in_proj_weight.detach()
+    query, memory = x[:, :3].reshape(-1, 4), x[:, 3:].reshape(-1, 4) * 2.0
+    value = memory + 1.0 if separate_value else memory
+    parts = [soft_oja_block(query, w[:4], 1), soft_oja_block(memory, w[4:8], 1), soft_oja_block(value, w[8:], 1)]
+    delta = torch.cat(parts)  # each projection its own competition group over its own input
+    if normalize == "max_abs":
+        expected = delta / delta.abs().max()
+    else:  # per sample: each block counts its samples by its share of the units (1/3 each)
+        expected = delta / (6 / 3 + 8 / 3 + 8 / 3)
+    torch.testing.assert_close(trainer.state.hebbian_updates["attn.in_proj"], expected, rtol=1e-12, atol=1e-14)
+
+
+def test_ghl_trains_an_encoder_decoder_transformer():
+    torch.manual_seed(0)
+
+    class Seq2Seq(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(3, 8)
+            self.transformer = nn.Transformer(8, 2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16,
+                                              dropout=0.0, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.embed(x)
+            return self.head(self.transformer(h, h[:, :3]).mean(1))
+
+    model = Seq2Seq()
+    cross = "transformer.decoder.layers.0.multihead_attn.in_proj"
+    names = select_hebbian_layers(model, "conv+linear")
+    assert cross in names
+    optimizer = torch.optim.SGD(ghl_param_groups(model, names, 0.02, 0.0, 0.05), lr=0.05)
+    trainer = GHLTrainer(model, None, optimizer, hebbian_layers="conv+linear")
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 5, 3, generator=g), torch.randint(0, 3, (8,), generator=g)
+    reference = copy.deepcopy(model)
+    nn.functional.cross_entropy(reference(x), y).backward()
+    grad = dict(reference.named_parameters())["transformer.decoder.layers.0.multihead_attn.in_proj_weight"].grad
+    losses = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output)))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=1), lambda e: first.update(e.state.hebbian_updates))
+    first: dict = {}
+    trainer.run([(x, y)] * 8, epochs=1)
+    assert set(first) == set(names) and max(losses[-2:]) < losses[0]
+    delta = first[cross]  # GHL: |local| with the sign of -dL/dW, at most 1, every projection learning
+    torch.testing.assert_close(delta, -delta.abs() * grad.sign())
+    assert delta.abs().max() == pytest.approx(1.0) and all(part.abs().max() > 0 for part in delta.chunk(3))
 
 
 def test_unsupported_layers_are_refused_by_name_never_skipped():
