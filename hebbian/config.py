@@ -202,6 +202,8 @@ SCHEMA: Dict[str, Any] = {
     "name": Field(str, "run", "run name (default output folder runs/NAME-TIMESTAMP): letters, digits, '.', '_', "
                   "'+', '-'", check=_plain_name),
     "description": Field(str, "", "what the config reproduces"),
+    "imports": Field(list, [], "modules (names, or paths to .py files) imported before the config is checked, so "
+                     "that the rules and models they register can be named (hebbian --import; accumulates)"),
     "base": Field(str, None, "config to start from (packaged name or path relative to this file)", optional=True),
     "seed": Field(int, 0, "seed of the initial weights and of the data order", minimum=0),
     "device": Field(str, "auto", "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'", check=_check_device),
@@ -413,6 +415,11 @@ def load_file(name: Union[str, Path], _seen: Tuple[Path, ...] = (), relative_to:
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError("", f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    if isinstance(data.get("imports"), list):  # a file named by a config is found next to that config
+        from hebbian.plugins import normalise_spec
+
+        data = {**data, "imports": [normalise_spec(s, path.parent) if isinstance(s, str) else s
+                                    for s in data["imports"]]}
     base = data.get("base")
     if base is None:
         return dict(data)
@@ -490,8 +497,26 @@ def resolve_config(
     cfg = deep_merge(defaults(), data)
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
+        if key == "imports":  # accumulates: the config's imports, then those of each override
+            value = list(cfg.get("imports") or []) + [v for v in SCHEMA["imports"].validate(key, value)
+                                                      if v not in (cfg.get("imports") or [])]
         set_key(cfg, key, value)
+    import_modules(cfg)
     return validate(cfg)
+
+
+def import_modules(cfg: Config) -> None:
+    """Import the config's ``imports`` (normalised: file paths absolute), before its rule and model names are
+    checked.
+
+    Raises:
+        ConfigError: a bad list; UsageError: a module that cannot be imported or breaks the rule contract.
+    """
+    from hebbian.plugins import import_plugins, normalise_spec
+
+    specs = SCHEMA["imports"].validate("imports", cfg.get("imports", []))
+    cfg["imports"] = [normalise_spec(spec) for spec in specs]
+    import_plugins(cfg["imports"])
 
 
 def method_config(base: Config, method: str, overrides: Iterable[Union[str, Tuple[str, Any]]] = ()) -> Config:
@@ -532,7 +557,7 @@ def method_config(base: Config, method: str, overrides: Iterable[Union[str, Tupl
         raise ConfigError(f"recipes.{method}.{err.key}", str(err).split(": ", 1)[-1]) from None
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
-        if key != "rule.name":
+        if key not in ("rule.name", "imports"):  # the base holds the imports already (they accumulate)
             set_key(cfg, key, value)
     return validate(cfg)
 

@@ -36,6 +36,10 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, rule_flag: bool) -> None:
     group = parser.add_argument_group("overrides (a config's values are the defaults)")
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key, e.g. --set train.lr=0.02 --set rule.params.p=3 (repeatable)")
+    group.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="import a module (a name on the path, or a path to a .py file) before the config is "
+                            "resolved, so that the rules and models it registers can be named by --rule, --rules "
+                            "and configs; recorded in the run's config.yaml (repeatable)")
     if rule_flag:
         group.add_argument("--rule", dest="rule", help="learning rule (hebbian list rules), backprop or random")
     for flag, dest, _, typ, help_ in FLAGS:
@@ -53,6 +57,8 @@ def flag_overrides(args: argparse.Namespace) -> List[Tuple[str, Any]]:
     from hebbian.config import parse_override
 
     pairs = [parse_override(text) for text in getattr(args, "overrides", [])]
+    if getattr(args, "imports", None):
+        pairs.insert(0, ("imports", list(args.imports)))
     for _, dest, key, _, _ in FLAGS:
         if getattr(args, dest, None) is not None:
             pairs.append((key, getattr(args, dest)))
@@ -192,10 +198,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(None if argv is None else list(argv))
     except SystemExit as exit_:  # argparse: --help, --version, or a usage error (code 2)
         return int(exit_.code or 0)
+    from hebbian.plugins import load_entry_points
     from hebbian.provenance import invoked_as
 
     with invoked_as(["hebbian", *(sys.argv[1:] if argv is None else argv)]):
-        return run_command(args.func, args)
+        return run_command(lambda a: load_entry_points() or a.func(a), args)
 
 
 def run_command(func: Any, args: argparse.Namespace) -> int:

@@ -21,7 +21,8 @@ from hebbian.runs.load import find_run
 IGNORED_ON_RESUME = ("out", "base", "name", "description", "recipes", "compare")
 
 #: Config keys that may change freely when a run is resumed (they do not change what is trained; recorded).
-FREE_ON_RESUME = ("probe.*", "log.*", "checkpoint.*", "device", "data.root", "data.download", "data.eval_batch_size")
+FREE_ON_RESUME = ("probe.*", "log.*", "checkpoint.*", "device", "data.root", "data.download", "data.eval_batch_size",
+                  "imports")
 
 #: Config keys that may change when a run is resumed if the caller allows them by name (``--allow-change``).
 CHANGEABLE_ON_RESUME = ("train.epochs",)

@@ -141,7 +141,8 @@ def _write_results(exp: Experiment, run_dir: Path, metrics: Dict[str, Any], logg
 def learning_metrics(exp: Experiment, evaluated: Mapping[str, float]) -> Dict[str, Any]:
     """What the method learned, beyond accuracy: the control's probe (``control_probe_*``) and the gain over it
     (``probe_gain``, test accuracy points as a fraction), the median relative weight change of the first Hebbian layer
-    (``weight_change``; every layer in ``weight_change_per_layer``) and its ``dead_units`` on the training set."""
+    (``weight_change``; every layer in ``weight_change_per_layer``), its ``dead_units`` on the training set, and
+    its units' selectivity and pairwise correlation, trained and initial (:meth:`Experiment.rule_metrics`)."""
     out: Dict[str, Any] = {}
     if exp.cfg["probe"]["control"] and exp.kind != "random":
         out.update(exp.control())
@@ -152,6 +153,7 @@ def learning_metrics(exp: Experiment, evaluated: Mapping[str, float]) -> Dict[st
     if len(per_layer) > 1:
         out["weight_change_per_layer"] = per_layer
     out["dead_units"] = exp.dead_units()
+    out.update(exp.rule_metrics())
     return out
 
 def _fit(exp: Experiment, saver: Any, metrics: Dict[str, Any]) -> bool:
