@@ -5,7 +5,8 @@ strengths of its grid, strongest first; :class:`~hebbian.probes.KrotovHopfieldPr
 best on validation. Plotted as scalars, those iterations put the grid index (1, 2, ...) on TensorBoard's step axis,
 where a reader expects training time. :func:`attach_probe_table` writes them instead as one Markdown table per probe
 run (tag ``<tag>/selection``, step = the training epoch whose weights were probed): one row per candidate with its
-validation (and training) accuracy, the chosen one marked, and the chosen setting's test accuracy.
+validation accuracy (and its accuracy on the part of the training data it was fitted on), the chosen one marked, and
+the chosen setting's test accuracy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ignite.engine import Engine, Events
 SETTING_NAMES: Dict[str, str] = {"l2": "L2 strength λ", "beta": "β"}
 
 #: Columns after the setting: output key -> title (those the probe reports).
-COLUMNS: Dict[str, str] = {"val_accuracy": "validation acc. (%)", "train_accuracy": "train acc. (%)",
+COLUMNS: Dict[str, str] = {"val_accuracy": "validation acc. (%)", "train_accuracy": "fit-part acc. (%)",
                            "epoch": "best readout epoch", "iterations": "L-BFGS iterations", "converged": "converged"}
 
 
