@@ -25,7 +25,7 @@ from torch import nn
 import hebbian.trainers.hebbian_trainer as hebbian_trainer
 from hebbian.optim import Local
 from hebbian.models import FoldiakLayer
-from hebbian.rules import BCM, GHL, Foldiak, Krotov, Oja, SoftHebb
+from hebbian.rules import BCM, DFA, GHL, Foldiak, Krotov, Oja, RewardModulated, SoftHebb
 from hebbian.trainers import HebbianTrainer
 from hebbian.trainers.distributed import check_replicas_in_sync
 
@@ -60,6 +60,10 @@ CASES = {
     "bcm": (mlp, lambda: BCM(tau=2.0), False, (10,)),                  # a threshold from the global y^2
     "foldiak": (lateral_net, lambda: Foldiak(alpha=0.3, gamma=0.1), False, (10,)),  # the layer's buffers too
     "krotov_conv_ddp": (convnet, lambda: Krotov(k=2), True, (1, 6, 6)),  # conv statistics; model wrapped in DDP
+    # three-factor rules: each rank's output broadcast to its layers; the reward prediction and the trace from the
+    # global batch's sums (no exploration: its noise is drawn per process)
+    "three_factor_reward": (mlp, lambda: RewardModulated(trace_decay=0.5, activation="relu"), False, (10,)),
+    "three_factor_feedback": (mlp, lambda: DFA(seed=1), False, (10,)),  # feedback matrices seeded per layer
 }
 if importlib.util.find_spec("hebbian.trainers.ghl") is not None:
     CASES["ghl_ddp"] = (convnet, lambda: GHL(t_inv=1.0), True, (1, 6, 6))  # sign of the DDP-averaged gradient
@@ -188,7 +192,8 @@ def test_two_processes_equal_one_process_on_the_global_batches(ranks, name):
     assert any(k.startswith(("h", "conv")) for k in moved), f"{name}: nothing trained"
 
 
-@pytest.mark.parametrize("name", [n for n in CASES if not n.startswith("ghl")])
+@pytest.mark.parametrize("name", [n for n in CASES if not n.startswith(("ghl", "three_factor"))])  # (3-factor: the
+# broadcast output is per process, which this single-process emulation of the shares does not split)
 def test_two_processes_add_the_statistics_of_their_shares_bit_for_bit(ranks, name, monkeypatch):
     # what makes 2 processes differ from 1 (by float rounding) is only the association of the batch sum: the
     # all-reduce of two ranks is one addition a + b, exact and the same on both ranks; so a single process that sums
