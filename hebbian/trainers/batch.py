@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+import functools
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -28,3 +30,60 @@ def prepare_batch(
     if not isinstance(x, Tensor):
         raise TypeError(f"batch inputs must be a tensor, got {type(x).__name__}")
     return to_device(x, device, non_blocking), (None if y is None else to_device(y, device, non_blocking))
+
+
+def input_dtype_error(got: torch.dtype, expected: torch.dtype, where: str = "the batch") -> TypeError:
+    """The one-line error for inputs of another dtype than the model's parameters: both dtypes and how to fix it.
+
+    Inputs are never cast silently (a float64 -> float32 cast is not exact), as in PyTorch itself."""
+    return TypeError(f"{where}: the inputs are {got} but the model's parameters are {expected}; convert the data "
+                     f"(x.to({expected}), e.g. TensorDataset(x.to({expected}), y), or transforms.ToTensor() for "
+                     f"uint8 images) or the model (model.to({got}))")
+
+
+def dtype_mismatch(x: Any, dtype: Optional[torch.dtype], err: BaseException, where: str = "the batch"
+                   ) -> Optional[TypeError]:
+    """:func:`input_dtype_error` if ``err`` (raised by a model run on ``x``) comes from ``x`` being of another dtype
+    than the parameters' ``dtype``, else ``None``. Only floating-point and uint8 inputs count (integer token ids may
+    be what a model takes); running out of memory never does."""
+    if not isinstance(x, Tensor) or dtype is None or x.dtype == dtype or isinstance(err, torch.OutOfMemoryError):
+        return None
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        return None
+    return input_dtype_error(x.dtype, dtype, where)
+
+
+@contextmanager
+def explained_dtype_errors(x: Tensor, dtype: Optional[torch.dtype], where: str = "the batch") -> Iterator[None]:
+    """Within the context (a model's forward pass on ``x``), torch's ``RuntimeError`` from inputs of another dtype
+    than the parameters' becomes :func:`input_dtype_error`; nothing is checked, and nothing costs, unless it fails."""
+    try:
+        yield
+    except RuntimeError as err:
+        explained = dtype_mismatch(x, dtype, err, where)
+        if explained is None:
+            raise
+        raise explained from None
+
+
+def explain_dtype_errors(step: Callable[[Any, Any], Any], dtype: Optional[torch.dtype],
+                         prepare_batch: Callable[..., Tuple[Tensor, Optional[Tensor]]] = prepare_batch
+                         ) -> Callable[[Any, Any], Any]:
+    """An engine's process function ``step`` whose failure on a batch of inputs of another dtype than the model's
+    parameters (``dtype``) is :func:`input_dtype_error` instead of torch's message (the step's attributes are kept).
+    """
+    @functools.wraps(step)
+    def run(engine: Any, batch: Any) -> Any:
+        try:
+            return step(engine, batch)
+        except RuntimeError as err:
+            try:
+                x = prepare_batch(batch, None, False)[0]
+            except (TypeError, ValueError):
+                raise err from None
+            explained = dtype_mismatch(x, dtype, err)
+            if explained is None:
+                raise
+            raise explained from None
+
+    return run

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from hebbian.data.loaders import TensorRows, in_memory_loader
+from hebbian.trainers.batch import explain_dtype_errors, explained_dtype_errors
 from hebbian.trainers.batch import prepare_batch as default_prepare_batch
 
 Device = Optional[Union[str, torch.device]]
@@ -32,6 +33,11 @@ def model_device(model: nn.Module) -> torch.device:
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
     return torch.device("cpu")
+
+
+def parameter_dtype(model: nn.Module) -> Optional[torch.dtype]:
+    """The dtype of the model's first floating-point parameter (what its inputs must be), or ``None``."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
 
 
 def _check_amp_mode(amp_mode: Optional[str]) -> None:
@@ -81,7 +87,7 @@ class SupervisedTrainer(Engine):
             step = supervised_training_step_amp(*args, output_transform=output_transform, scaler=scaler)
         else:
             step = supervised_training_step(*args, output_transform=output_transform)
-        super().__init__(step)
+        super().__init__(explain_dtype_errors(step, parameter_dtype(model), prepare_batch))
         self.model, self.optimizer, self.criterion = model, optimizer, criterion
 
 
@@ -119,7 +125,8 @@ class SupervisedEvaluator(Engine):
         _check_amp_mode(amp_mode)
         device = model_device(model) if device is None else torch.device(device)
         factory = supervised_evaluation_step_amp if amp_mode == "amp" else supervised_evaluation_step
-        super().__init__(factory(model, device, non_blocking, prepare_batch))
+        step = factory(model, device, non_blocking, prepare_batch)
+        super().__init__(explain_dtype_errors(step, parameter_dtype(model), prepare_batch))
         self.model = model
         if metrics is None:
             metrics = {"accuracy": Accuracy(device=device)}
@@ -159,7 +166,7 @@ def _batch_features(frozen: nn.Module, batch: Any, device: torch.device, prepare
     x, y = prepare_batch(batch, device, False)
     if y is None:
         raise ValueError("the linear probe needs labelled batches (x, y)")
-    with torch.no_grad():
+    with torch.no_grad(), explained_dtype_errors(x, parameter_dtype(frozen)):
         return frozen(x), y
 
 

@@ -190,7 +190,9 @@ class HebbianTrainer(Engine):
         self.greedy_epochs = greedy_epochs
         self.guard = NonFiniteGuard(self.bindings)
         step = self._make_step(device, non_blocking, prepare_batch)
-        super().__init__(step)
+        from hebbian.trainers.batch import explain_dtype_errors  # inputs are never cast: a clear error instead
+
+        super().__init__(explain_dtype_errors(step, self.bindings[0].weight.dtype, prepare_batch))
         self._capture: LayerCapture = getattr(step, "capture")
         register_hebbian_events(self)
         self.state.disabled_layers = []

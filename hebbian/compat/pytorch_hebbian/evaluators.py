@@ -19,9 +19,11 @@ from ignite.handlers import EarlyStopping
 from ignite.metrics import Metric
 from torch import nn
 
+from hebbian.compat.pytorch_hebbian.checks import attach_data_checks, check_loader_labels
 from hebbian.compat.pytorch_hebbian.compat_warnings import logger_name
 from hebbian.compat.pytorch_hebbian.trainers import SupervisedTrainer, Trainer
 from hebbian.trainers import SupervisedEvaluator as NativeSupervisedEvaluator
+from hebbian.trainers.evaluators import model_device
 
 __all__ = ["SimpleEngine", "Evaluator", "HebbianEvaluator", "SupervisedEvaluator"]
 
@@ -50,7 +52,14 @@ class Evaluator(ABC):
         self.logger = logging.getLogger(logger_name(__name__, type(self).__name__))
 
     def attach(self, engine: Engine, event_name: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run this evaluator with ``*args, **kwargs`` (e.g. the data) whenever ``engine`` fires ``event_name``."""
+        """Run this evaluator with ``*args, **kwargs`` (e.g. the data) whenever ``engine`` fires ``event_name``.
+
+        The labels of the data loaders given are checked now, before ``engine`` trains (see
+        :mod:`hebbian.compat.pytorch_hebbian.checks`)."""
+        model = getattr(self, "model", None)
+        if isinstance(model, nn.Module):
+            for i, loader in enumerate([*args, *kwargs.values()]):
+                check_loader_labels(loader, model, f"the data given to attach (argument {i + 1})")
         return engine.add_event_handler(event_name, self, *args, **kwargs)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -79,7 +88,8 @@ class SupervisedEvaluator(Evaluator):
                  metrics: Optional[Dict[str, Metric]] = None, device: Device = None) -> None:
         super().__init__()
         self.engine = NativeSupervisedEvaluator(model, criterion, device=device, metrics=metrics)
-        self.device = device
+        self.model, self.device = model, device
+        attach_data_checks(self.engine, model, device if device is not None else model_device(model), "data")
 
 
 InitFunction = Callable[[nn.Module], Tuple[Trainer, Evaluator, Evaluator]]

@@ -18,6 +18,7 @@ from ignite.engine import Engine
 from ignite.metrics import RunningAverage
 from torch import nn
 
+from hebbian.compat.pytorch_hebbian.checks import attach_data_checks, check_epochs
 from hebbian.compat.pytorch_hebbian.compat_warnings import logger_name, warn_once
 from hebbian.compat.pytorch_hebbian.learning_rules.learning_rule import LearningRule
 from hebbian.models.discovery import candidate_layers, supervised_layer_names
@@ -36,7 +37,13 @@ Layer = namedtuple("Layer", ["idx", "name", "layer"])
 
 
 class Trainer(ABC):
-    """Base of the trainers: an Ignite engine in :attr:`engine`, the model, the device and a logger."""
+    """Base of the trainers: an Ignite engine in :attr:`engine`, the model, the device and a logger.
+
+    :meth:`run` checks ``epochs``; the trainers of this module also check the data before any training
+    (:mod:`hebbian.compat.pytorch_hebbian.checks`): labels must be class indices of the model's classes, and the first
+    batch of each run must go through the model. (An engine of your own prepares its batches its own way, so its
+    data is not checked.)
+    """
 
     def __init__(self, engine: Engine, model: nn.Module, device: Device = None) -> None:
         self.engine = engine
@@ -45,8 +52,13 @@ class Trainer(ABC):
         self.logger = logging.getLogger(logger_name(__name__, type(self).__name__))
 
     def run(self, train_loader: Iterable, epochs: int = 10) -> Any:
-        """Train for ``epochs`` epochs over ``train_loader`` (``engine.run(train_loader, max_epochs=epochs)``)."""
-        return self.engine.run(train_loader, max_epochs=epochs)
+        """Train for ``epochs`` epochs over ``train_loader`` (``engine.run(train_loader, max_epochs=epochs)``).
+
+        Raises:
+            TypeError / ValueError: ``epochs`` is not a positive integer; the labels are not class indices of the
+                model's classes, or the images do not fit the model (raised before any training).
+        """
+        return self.engine.run(train_loader, max_epochs=check_epochs(epochs))
 
 
 class SupervisedTrainer(Trainer):
@@ -64,6 +76,7 @@ class SupervisedTrainer(Trainer):
         engine = NativeSupervisedTrainer(model, optimizer, criterion, device=device)
         RunningAverage(output_transform=lambda loss: loss).attach(engine, "loss")
         super().__init__(engine, model, device if device is not None else model_device(model))
+        attach_data_checks(engine, model, self.device, "train_loader")
 
 
 class _HebbianEngine(NativeHebbianTrainer):
@@ -144,6 +157,8 @@ class HebbianTrainer(Trainer):
                 engine.remove_hooks()
                 raise
         super().__init__(engine, model, device if device is not None else model_device(model))
+        attach_data_checks(engine, model, self.device, "train_loader",
+                           labels=any(b.rule.info.needs_labels for b in engine.bindings))
         self._init_layers()
         self._warn_differences()
         self.logger.info("Received %d trainable layer(s): %s.", len(self.layers), [lyr.name for lyr in self.layers])
