@@ -15,7 +15,10 @@ def all_reduce_statistics(stats: Sequence[Statistics]) -> List[Statistics]:
     """Sum every layer's statistics over all workers with one ``all_reduce`` (identity in a single process).
 
     All tensors are packed into one flat buffer, reduced with ``SUM``, and unpacked, so every rank ends with the
-    statistics of the global batch and then applies the same non-linear post-processing.
+    statistics of the global batch and then applies the same non-linear post-processing. They equal one process's
+    sums over the global batch to float rounding, not bit for bit: the ranks' sums are added in another order (two
+    ranks get exactly ``a + b``; more get the backend's order). A rule that then ranks units (Krotov's top-k, WTA) can
+    turn that rounding into another update where two units tie within it (README, Data-parallel training).
     """
     if idist.get_world_size() <= 1:
         return list(stats)
