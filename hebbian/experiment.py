@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -413,6 +414,17 @@ def initialise(cfg: Config, model: nn.Module, layers: List[str]) -> None:
                 softhebb_init_(weight)
 
 
+def progress_bars(setting: Optional[bool]) -> bool:
+    """Whether to draw progress bars: ``log.progress`` when set, else only when stderr is a terminal (bars written
+    to a file or a pipe leave a carriage-return frame per update in it)."""
+    if setting is not None:
+        return bool(setting)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
 class Experiment:
     """Everything one run needs, built from a resolved config.
 
@@ -496,6 +508,7 @@ class Experiment:
                     raise ConfigError("rule.params", str(err)) from None
             from hebbian.trainers.checkpoint import checkpoint_objects
 
+            self.trainer.max_abs_weight = cfg["train"]["diverge_above"]
             self.to_save = checkpoint_objects(self.trainer)
         from hebbian.trainers.checkpoint import RNGStates
 
@@ -554,7 +567,7 @@ class Experiment:
         start = time.perf_counter()
         engine = create_probe(p["protocol"], self.model, seed=self.cfg["seed"], device=self.device,
                               **probe_params(self.cfg))
-        if self.cfg["log"]["progress"]:
+        if progress_bars(self.cfg["log"]["progress"]):
             from ignite.handlers import ProgressBar
 
             ProgressBar(persist=False, desc=f"probe ({p['protocol']})").attach(engine)

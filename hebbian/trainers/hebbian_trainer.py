@@ -20,7 +20,7 @@ from hebbian.trainers.capture import LayerCapture, Use, use_statistics
 from hebbian.trainers.distributed import all_reduce_statistics, broadcast_parameters, check_replicas_in_sync
 from hebbian.trainers.events import HebbianEvents, register_hebbian_events
 from hebbian.trainers.modulation import broadcast, check_exploring, exploration, modulated
-from hebbian.trainers.guard import NonFiniteGuard
+from hebbian.trainers.guard import DEFAULT_MAX_ABS_WEIGHT, NonFiniteGuard
 
 PrepareBatch = Callable[[Any, Optional[Union[str, torch.device]], bool], Tuple[Tensor, Optional[Tensor]]]
 
@@ -149,6 +149,9 @@ class HebbianTrainer(Engine):
         nan_check_every: on accelerators, how often (iterations) flagged non-finite updates are checked; the CPU
             checks every update.
         sync_check_every: in data-parallel runs, how often (iterations) the replicas' weights are compared.
+        max_abs_weight: at each epoch's end, a bound Hebbian layer whose largest ``|w|`` exceeds this stops training
+            with :class:`~hebbian.trainers.guard.ExplodingWeightsError` (a diverging rule whose weights are still
+            finite); ``None``: no limit. Default 1e8.
 
     Events: :class:`~hebbian.trainers.events.HebbianEvents` (``LAYER_UPDATED``, ``GREEDY_LAYER_COMPLETED``).
     ``state_dict`` includes ``greedy_layer``, ``disabled_layers`` and ``layer_updates`` (a fresh run restarts the greedy
@@ -176,7 +179,11 @@ class HebbianTrainer(Engine):
         non_blocking: bool = False,
         nan_check_every: int = 100,
         sync_check_every: int = 100,
+        max_abs_weight: Optional[float] = DEFAULT_MAX_ABS_WEIGHT,
     ) -> None:
+        if max_abs_weight is not None and not (isinstance(max_abs_weight, (int, float)) and max_abs_weight > 0):
+            raise ValueError(f"max_abs_weight must be a positive number or None, got {max_abs_weight!r}")
+        self.max_abs_weight = max_abs_weight
         self.model = model
         self.optimizer = optimizer
         if supervised_from == "default":
@@ -274,6 +281,7 @@ class HebbianTrainer(Engine):
 
     def _on_epoch_completed(self, _: Engine) -> None:
         self.guard.raise_if_flagged(self.state.iteration)
+        self.guard.check_magnitude(self.max_abs_weight, self.state.iteration)
         if self.greedy_epochs and self.state.epoch % self.greedy_epochs == 0:
             if self.state.greedy_layer < len(self.bindings) - 1:
                 self.state.greedy_layer += 1
