@@ -121,7 +121,7 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
         overwrite: replace the runs that ``out/<method>/seed<s>`` already hold (else such a folder is refused).
     """
     from hebbian.config import save
-    from hebbian.experiment import load_data
+    from hebbian.experiment import load_data, progress_bars
     from hebbian.provenance import provenance
     from hebbian.runs import prepare_run_dir, run, write_atomic
 
@@ -140,6 +140,8 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
         input_shape = shared.input_shape
         for method in methods:
             cfg = configs[(method, seed)]
+            if cfg["log"]["progress"] is None and not progress_bars(None):  # no terminal: the line per run below
+                cfg = {**cfg, "log": {**cfg["log"], "progress": False}}
             done += 1
             data = shared if cfg["data"] == base["data"] else None
             exp = run(cfg, out / method / f"seed{seed}", data=data, desc=f"[{done}/{total}] {method} seed {seed}",
@@ -152,7 +154,7 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
     result.files["csv"] = write_csv(rows, out / "results.csv")
     result.markdown = summary_markdown(summary, len(seeds_of(base)))
     result.files["md"] = out / "results.md"
-    result.files["md"].write_text(result.markdown, encoding="utf-8")
+    write_atomic(result.files["md"], result.markdown)
     result.files["png"] = comparison_figure(summary, weights, input_shape, out / "comparison.png",
                                             seed=seeds_of(base)[0])
     return result
@@ -245,7 +247,9 @@ def read_csv(path: Path) -> List[Dict[str, Any]]:
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """One line per method and seed with the raw values of :data:`CSV_COLUMNS`."""
-    with path.open("w", newline="", encoding="utf-8") as f:
+    from hebbian.files import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for r in rows:

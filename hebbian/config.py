@@ -288,7 +288,8 @@ SCHEMA: Dict[str, Any] = {
         "n_saved": Field(int, 1, "how many checkpoints to keep", minimum=1),
     },
     "log": {
-        "progress": Field(bool, True, "show a progress bar"),
+        "progress": Field(bool, None, "progress bars: null (default) when stderr is a terminal (else one line per "
+                          "training epoch), true always (--progress), false never (--no-progress)", optional=True),
         "tensorboard": Field(bool, True, "write TensorBoard logs to RUN/tb"),
         "every": Field(int, 10, "log scalars every N iterations", minimum=1),
         "filters_every": Field(int, 1, "log the filter images every N epochs (0: never)", minimum=0),

@@ -46,8 +46,11 @@ def _add_run_flags(parser: argparse.ArgumentParser, *, rule_flag: bool) -> None:
         group.add_argument(flag, dest=dest, type=typ, default=None, help=help_)
     group.add_argument("--download", action="store_true", default=None,
                        help="let torchvision download a missing dataset (needs internet)")
+    group.add_argument("--progress", dest="progress", action="store_true", default=None,
+                       help="progress bars even when stderr is not a terminal (default: bars on a terminal, one "
+                            "line per training epoch otherwise)")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                       help="no progress bar")
+                       help="no progress output")
     group.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None,
                        help="no TensorBoard logs")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, Mapping
 
@@ -9,12 +11,28 @@ from ignite.engine import Engine, Events
 
 from hebbian.experiment import Experiment
 
+
 def attach_progress(exp: Experiment, desc: str) -> None:
-    """An Ignite ``ProgressBar`` over the training iterations."""
+    """Progress of the training: an Ignite ``ProgressBar`` over the iterations where bars are wanted
+    (:func:`~hebbian.experiment.progress_bars`), else (``log.progress`` unset, stderr not a terminal) one line per
+    epoch on stderr. Nothing with ``log.progress: false``."""
     from ignite.handlers import ProgressBar
 
-    if exp.trainer is not None:
+    from hebbian.experiment import progress_bars
+
+    setting = exp.cfg["log"]["progress"]
+    if exp.trainer is None or setting is False:
+        return
+    if progress_bars(setting):
         ProgressBar(persist=False, desc=desc).attach(exp.trainer)
+        return
+    start = time.perf_counter()
+
+    def epoch_line(engine: Engine) -> None:
+        print(f"{desc}: epoch {engine.state.epoch}/{engine.state.max_epochs} ({time.perf_counter() - start:.1f} s)",
+              file=sys.stderr, flush=True)
+
+    exp.trainer.add_event_handler(Events.EPOCH_COMPLETED, epoch_line)
 
 
 def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:

@@ -78,7 +78,7 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
         saved = dump({**cfg, "out": None, "recipes": {}})
         run_id, legacy = _run_identity(folder, in_place, identity, source is not None and source[1] is not None)
         on_rank_zero(lambda: _prepare_folder(folder, in_place, overwrite, saved, cfg.get("device"), run_id, legacy))
-        if cfg["log"]["progress"] and rank0:
+        if rank0:
             attach_progress(exp, desc or cfg["rule"]["name"])
         logger = attach_tensorboard(exp, run_dir / "tb") if cfg["log"]["tensorboard"] and rank0 else None
         saver = attach_checkpoints(exp, run_dir / "checkpoints")
