@@ -10,8 +10,9 @@ the output and labels to every such rule within :func:`broadcast` while the stat
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
+import ignite.distributed as idist
 from torch import Tensor
 
 from hebbian.rules.layers import SUPPORTED_LAYERS
@@ -33,14 +34,28 @@ def check_exploring(bindings: Sequence[RuleBinding]) -> None:
                              "output), which needs an nn.Linear / nn.Conv module applying the weight in its forward")
 
 
+def perturbed(rule: Any, output: Tensor) -> Tensor:
+    """``rule.perturb(output)``; in a data-parallel run every process draws the noise of all ``R`` processes in turn
+    and keeps its own (rank ``r``: the ``r``-th draw), so that the processes explore independently and their RNGs
+    stay in step (what one process checkpoints holds for all)."""
+    rank, world = idist.get_rank(), idist.get_world_size()
+    if world == 1:
+        return rule.perturb(output)
+    mine = output
+    for r in range(world):
+        draw = rule.perturb(output)
+        mine = draw if r == rank else mine
+    return mine
+
+
 @contextmanager
 def exploration(bindings: Sequence[RuleBinding]) -> Iterator[None]:
-    """Within the context, every layer whose rule explores returns ``rule.perturb(output)`` from its forward (the hook
-    runs before the capture's, so the recorded output is the perturbed one)."""
+    """Within the context, every layer whose rule explores returns its output plus the rule's noise from its forward
+    (:func:`perturbed`; the hook runs before the capture's, so the recorded output is the perturbed one)."""
     with ExitStack() as stack:
         for b in bindings:
             if getattr(b.rule, "explores", False):
-                handle = b.layer.register_forward_hook(lambda _m, _i, out, rule=b.rule: rule.perturb(out),
+                handle = b.layer.register_forward_hook(lambda _m, _i, out, rule=b.rule: perturbed(rule, out),
                                                        prepend=True)
                 stack.callback(handle.remove)
         yield

@@ -155,3 +155,22 @@ def test_learns_digits_with_the_compare_recipe(method, target):
     exp.fit()
     accuracy = exp.test()["test_accuracy"]
     assert accuracy >= target, accuracy
+
+
+def test_each_process_explores_with_its_own_draw_and_the_rngs_stay_in_step(monkeypatch):
+    """Data-parallel: rank r keeps the r-th of R draws; every rank consumes the same random numbers."""
+    import ignite.distributed as idist
+
+    from hebbian.trainers.modulation import perturbed
+
+    rule = R.create("reward_modulated", exploration=1.0, post="noise")
+    out = torch.zeros(4, 3)
+    torch.manual_seed(0)
+    draws = [torch.randn(4, 3) for _ in range(3)]
+    after = torch.randn(1)
+    monkeypatch.setattr(idist, "get_world_size", lambda: 3)
+    for rank in range(3):
+        monkeypatch.setattr(idist, "get_rank", lambda rank=rank: rank)
+        torch.manual_seed(0)
+        assert torch.equal(perturbed(rule, out), draws[rank])
+        assert torch.equal(torch.randn(1), after)
