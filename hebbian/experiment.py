@@ -238,14 +238,16 @@ def method_kind(cfg: Config) -> str:
 
 def hebbian_layer_names(model: nn.Module) -> List[str]:
     """The layers a local rule trains: the model's declared ``info.hebbian_layers``, else every ``Linear``/``Conv2d``
-    before the last top-level child (the readout)."""
+    before the last top-level child (the readout), one name per weight (a weight shared by several modules is
+    named once, so that it is one parameter of one optimizer group)."""
     info = getattr(model, "info", None)
     if info is not None and info.hebbian_layers:
         return list(info.hebbian_layers)
     from hebbian.models.discovery import candidate_weights, supervised_layer_names
 
     supervised = supervised_layer_names(model, -1)
-    return [s.name for s in candidate_weights(model) if s.name not in supervised]
+    sites = [s for s in candidate_weights(model) if s.name not in supervised]
+    return [s.name for i, s in enumerate(sites) if all(t.weight is not s.weight for t in sites[:i])]
 
 
 def trained_layer_names(model: nn.Module, kind: str) -> List[str]:
