@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Tuple, Union
-
+from typing import Any, List, Tuple, Union
 
 from hebbian.errors import UsageError
 from hebbian.experiment import Experiment
+
+
+def runs_inside(folder: Path) -> List[Path]:
+    """The run folders below ``folder`` (a comparison's ``<method>/seed<s>/``): folders with a ``config.yaml`` and a
+    checkpoint, sorted."""
+    from hebbian.trainers.checkpoint import latest_checkpoint
+
+    found = [cfg.parent for cfg in folder.glob("*/*/config.yaml")] + [cfg.parent for cfg in folder.glob("*/config.yaml")]
+    return sorted(p for p in set(found) if (p / "checkpoints").is_dir() and latest_checkpoint(p / "checkpoints"))
+
 
 def find_run(path: Union[str, Path]) -> Tuple[Path, Path]:
     """``(run folder, checkpoint file)`` of a run folder or a checkpoint file inside ``RUN/checkpoints``.
@@ -25,6 +34,11 @@ def find_run(path: Union[str, Path]) -> Tuple[Path, Path]:
         ckpt = latest_checkpoint(run_dir / "checkpoints") if (run_dir / "checkpoints").is_dir() else None
         ckpt = ckpt or latest_checkpoint(path)
         if ckpt is None:
+            inside = runs_inside(path)
+            if inside:
+                shown = ", ".join(str(r) for r in inside[:4]) + (f" ... ({len(inside)} runs)" if len(inside) > 4 else "")
+                raise UsageError(f"{str(path)!r} holds runs, not a run of its own (a 'hebbian compare' folder?); "
+                                 f"give one of them: {shown}")
             raise UsageError(f"no checkpoint (checkpoints/*_<step>.pt) in {str(path)!r}")
     else:
         ckpt = path
