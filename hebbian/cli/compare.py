@@ -24,5 +24,6 @@ def compare(args: argparse.Namespace) -> int:
     print()
     print(result.markdown, end="")
     files = ", ".join(p.name for p in result.files.values())
-    print(f"\n{result.out}: {files}, <method>/seed<s>/ (tensorboard --logdir {result.out}: runs, HParams)")
+    board = f" (tensorboard --logdir {result.out}: runs, HParams)" if base["log"]["tensorboard"] else ""
+    print(f"\n{result.out}: {files}, <method>/seed<s>/{board}")
     return 0

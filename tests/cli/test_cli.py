@@ -155,9 +155,10 @@ def test_compare_lists_every_run_in_tensorboards_hparams_dashboard(tmp_path: Pat
     assert any(t.startswith("control_probe/") for t in mux.Runs()[run]["scalars"])  # the probe's steps
 
 
-def test_train_rule_reproduces_the_compare_row_of_that_rule(tmp_path: Path):
+def test_train_rule_reproduces_the_compare_row_of_that_rule(tmp_path: Path, capsys):
     compare_out, train_out = tmp_path / "cmp", tmp_path / "train"
     assert main(["compare", "--rules", "softhebb", "--out", str(compare_out), *FAST, "--no-tensorboard"]) == 0
+    assert "tensorboard" not in capsys.readouterr().out  # no logs written: none offered (issue 20 item 7)
     assert main(["train", "compare_digits", "--rule", "softhebb", "--out", str(train_out), *FAST,
                  "--no-tensorboard"]) == 0
     row = json.loads((compare_out / "softhebb" / "seed0" / "metrics.json").read_text())
