@@ -204,3 +204,87 @@ def test_the_command_note_names_each_resume_with_its_command_and_commit():
                   "resumes": [{"command": "hebbian train --resume runs/x", "commit": "b" * 40, "dirty": True}]}
     note = command_note(RunRecord(Path("x"), {}, {}, provenance))
     assert note == "`hebbian train x --out runs/x`; resumed with `hebbian train --resume runs/x` at commit bbbbbbb+"
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    """A finished ``hebbian compare`` folder: krotov and random weights, 2 seeds, 200 training images."""
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    assert hebbian_main(["compare", "--rules", "krotov,random", "--epochs", "1", "--seeds", "2", "--set",
+                         "data.train_limit=200", "--no-progress", "--no-tensorboard", "--out", str(out)]) == 0
+    return out
+
+
+def _row_names(text: str) -> list:
+    return re.findall(r"^\| `([^`]+)`", text, flags=re.M)
+
+
+def test_a_comparison_folder_is_rendered_as_its_runs_named_by_method_and_seed(comparison, capsys):
+    runs = ["krotov/seed0", "krotov/seed1", "random/seed0", "random/seed1"]
+    assert hebbian_main(["results", str(comparison)]) == 0
+    whole = capsys.readouterr().out
+    assert _row_names(whole) == runs and "not finished" not in whole
+    for name in runs:  # each row's numbers are its own run's
+        metrics = json.loads((comparison / name / "metrics.json").read_text())
+        row = next(line for line in whole.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"probe test **{100 * metrics['probe_test_accuracy']:.2f}%**" in row
+    members = [str(comparison / name) for name in runs]
+    assert hebbian_main(["results", *members]) == 0
+    assert capsys.readouterr().out == whole  # the same table from the run folders given one by one
+    text = render("<!-- runs: krotov/seed1 -->\n<!-- compare: cmp -->\n", [read_run(comparison)])
+    assert _row_names(text) == ["krotov/seed1"] and "| krotov | hebbian |" in text
+
+
+def test_runs_of_two_comparisons_are_told_apart(comparison, tmp_path):
+    import shutil
+
+    other = Path(shutil.copytree(comparison, tmp_path / "cmp2"))
+    records = [read_run(comparison), read_run(other)]
+    text = render("<!-- runs: cmp cmp2 -->", records)
+    assert _row_names(text)[:2] == ["cmp/krotov/seed0", "cmp/krotov/seed1"]
+    assert "cmp2/random/seed1" in _row_names(text)
+    with pytest.raises(ResultsError, match=r"'krotov/seed0' names 2 run folders given .*cmp2"):
+        render("<!-- runs: krotov/seed0 -->", records)
+
+
+def test_a_run_resumed_once_in_one_process_is_labelled_by_its_segments(tmp_path, capsys):
+    out = tmp_path / "res"
+    fast = ["--no-progress", "--no-tensorboard"]
+    assert hebbian_main(["train", "compare_digits", "--set", "train.epochs=1", "--set", "checkpoint.every=1",
+                         "--out", str(out), *fast]) == 0
+    assert hebbian_main(["train", "--resume", str(out), "--allow-change", "train.epochs", "--epochs", "2",
+                         *fast]) == 0
+    capsys.readouterr()
+    assert hebbian_main(["results", str(out)]) == 0
+    row = capsys.readouterr().out.splitlines()[2]
+    assert "(2 segments: resumed once) | " in row and "(the last segment)" in row and "process" not in row
+
+
+def test_non_finite_values_are_rendered_as_what_they_are():
+    from hebbian.results.cells import minutes, number, pct, seconds, share
+
+    nan, inf = float("nan"), float("inf")
+    assert [pct(0.91234), pct(nan), pct(inf), pct(-inf), pct(None)] == ["91.23%", "diverged", "diverged",
+                                                                        "diverged", "–"]
+    assert [share(0.25), share(nan)] == ["25%", "unknown"]
+    assert [minutes(90.0), minutes(7200.0), minutes(inf), minutes(nan), minutes(-1.0)] == \
+        ["1.5 min", "2.00 h", "unknown", "unknown", "unknown"]
+    assert [seconds(12.4), seconds(inf), number(0.001), number(nan)] == ["12 s", "unknown", "0.001", "unknown"]
+
+
+def test_a_diverged_run_and_its_probe_seeds_say_so():
+    from hebbian.results import RunRecord, curve_table, runs_table
+
+    config = {"model": {"name": "krotov_fc", "width": 1.0}, "rule": {"name": "krotov", "params": {}},
+              "train": {"epochs": 3, "lr": 0.04}, "data": {"batch_size": 100}}
+    metrics = {"epochs": 3, "diverged": True, "probe_test_accuracy": float("nan"), "train_seconds": float("inf")}
+    entries = [{"epoch": 3, "test_accuracy": a, "params": {"seed": s}, "overrides": []}
+               for s, a in ((0, 0.5), (1, 0.7), (2, float("nan")))]
+    record = RunRecord(Path("d"), config, metrics, probes={"logistic": entries})
+    row = runs_table([record]).splitlines()[2]
+    assert row.startswith("| `d` (diverged in epoch 3) |") and "probe test **diverged**" in row
+    assert "| unknown | – |" in row  # train time not finite, no wall time
+    curve = curve_table(record, "logistic")
+    assert "Epoch 3, 3 probe seeds: test accuracy 60.00% ± 14.14 points (sample sd), from 50.00% to 70.00%; " \
+           "1 diverged." in curve
+    assert "nan" not in curve.lower().replace("krotov", "")

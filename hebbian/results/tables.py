@@ -80,15 +80,14 @@ def _row_names(records: Sequence[RunRecord]) -> List[str]:
     """Each row's name: the run's name, with as many parent folders as it takes to tell apart runs of the same name
     (e.g. two comparisons' ``krotov/seed0``)."""
     names = [r.name for r in records]
-    depth = {i: r.name.count("/") + 1 for i, r in enumerate(records)}
-    while len(set(names)) < len(names):
-        for i, name in enumerate(names):
-            parts = records[i].path.parts
-            if names.count(name) > 1 and depth[i] < len(parts):
-                depth[i] += 1
-                names[i] = "/".join(parts[-depth[i]:])
-        if all(depth[i] >= len(records[i].path.parts) for i, n in enumerate(names) if names.count(n) > 1):
-            break  # the same folder given twice
+    depth = [name.count("/") + 1 for name in names]
+    while True:
+        clash = [i for i, name in enumerate(names) if names.count(name) > 1 and depth[i] < len(records[i].path.parts)]
+        if not clash:  # all told apart (or the same folder given twice)
+            break
+        for i in clash:
+            depth[i] += 1
+            names[i] = "/".join(records[i].path.parts[-depth[i]:])
     return names
 
 
