@@ -336,8 +336,8 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------------------- the tests
 #: Rules whose float64 reference lives in a test module of its own.
 REFERENCED_ELSEWHERE = {
-    "reward_modulated": "tests/rules/test_three_factor.py",
-    "random_feedback": "tests/rules/test_three_factor.py",
+    "reward_modulated": "tests/rules/test_three_factor_rules.py",
+    "random_feedback": "tests/rules/test_three_factor_rules.py",
     "bcm": "tests/rules/test_bcm.py",  # stateful over batches (the running threshold)
     "foldiak": "tests/rules/test_foldiak.py",  # trains its own layer (FoldiakLayer)
 }
