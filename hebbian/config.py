@@ -256,6 +256,10 @@ SCHEMA: Dict[str, Any] = {
         "init": Field(str, "default", "initial Hebbian weights: default (the model's), normal (N(0,1), as "
                       "Krotov-Hopfield), unit (N(0,1) rows scaled to norm 1) or softhebb (radius-25 Gaussian)",
                       choices=("default", "normal", "unit", "softhebb")),
+        "shares": Field(int, None, "N >= 2: one process computes each batch's sums as N data-parallel processes do "
+                        "(a forward pass per share, rows r::N, added in rank order), equal to --nproc N bit for bit; "
+                        "with --nproc N: add in rank order (Hebbian and three-factor methods; null or 1: off)",
+                        optional=True, minimum=1),
     },
     "probe": {
         "protocol": Field(str, "logistic", "how the frozen features are read out (hebbian list probes): logistic "
@@ -272,8 +276,9 @@ SCHEMA: Dict[str, Any] = {
         "early_stopping": Field(int, None, "stop after this many epochs without a better validation accuracy, keeping "
                                 "the best readout (pytorch-hebbian: 15)", optional=True, minimum=1),
         "validation_fraction": Field(float, None, "share of the training images held out for the probe's choices "
-                                     "(default: the protocol's, 0.2; 0 with early stopping monitors the test split, "
-                                     "as pytorch-hebbian did)", optional=True, minimum=0,
+                                     "(default: the protocol's: 0.2 where a choice is made on them (logistic's L2, "
+                                     "early stopping, a plateau schedule), none for softhebb and readout without "
+                                     "them; 0 with early stopping monitors the test split, as pytorch-hebbian did)", optional=True, minimum=0,
                                      check=lambda v: None if v < 1 else f"expected a value in [0, 1), got {v!r}"),
         "plateau_patience": Field(int, None, "halve the readout lr after this many epochs without improvement "
                                   "(pytorch-hebbian: 5)", optional=True, minimum=1),

@@ -224,6 +224,17 @@ class _FeatureStream:
             yield self.probe.features_of(self.frozen, batch)
 
 
+def unused_hold_out(validation_fraction: float, early_stopping_patience: Optional[int],
+                    plateau_patience: Optional[int]) -> Optional[str]:
+    """The one-line complaint when a readout would hold out training features that nothing chooses on (a
+    ``validation_fraction`` above 0 with neither early stopping nor a plateau schedule), else ``None``."""
+    if validation_fraction > 0 and early_stopping_patience is None and plateau_patience is None:
+        return (f"validation_fraction={validation_fraction} holds out training features that nothing chooses on "
+                "(early_stopping_patience and plateau_patience are None): pass validation_fraction=0 to train the "
+                "readout on all of them, or a patience to choose on the held-out part")
+    return None
+
+
 class LinearProbeEvaluator(Engine):
     """Linear-probe evaluation of Hebbian features, as pytorch-hebbian's ``HebbianEvaluator`` and SoftHebb's probe.
 
@@ -258,7 +269,8 @@ class LinearProbeEvaluator(Engine):
         validation_fraction: share of the training features held out (a fixed, seeded split) to drive early
             stopping / plateau and the choice of the best readout epoch. ``0`` (default) keeps pytorch-hebbian's
             behaviour of monitoring the test loader, which selects on the test set; use e.g. ``0.1`` for an
-            unbiased test accuracy. Needs ``cache=True``.
+            unbiased test accuracy. Needs ``cache=True`` and a patience: a share held out with neither
+            ``early_stopping_patience`` nor ``plateau_patience`` would only take data from the readout (ValueError).
         lr_milestones: fractions ``f`` of ``epochs``; the lr is halved after epoch ``int(epochs * f)`` of each
             (SoftHebb's probe: 0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9, i.e. epochs 10, 17, 25, 30, 35, 40, 45 of 50).
         criterion: readout loss (default cross-entropy).
@@ -324,6 +336,9 @@ class LinearProbeEvaluator(Engine):
             raise ValueError(f"lr_milestones must be fractions of the epochs in (0, 1), got {lr_milestones!r}")
         if validation_fraction > 0 and not cache:
             raise ValueError("validation_fraction needs cache=True (the split is made on the cached features)")
+        unused = unused_hold_out(validation_fraction, early_stopping_patience, plateau_patience)
+        if unused:
+            raise ValueError(unused)
         super().__init__(self._evaluate)
         self.model = model
         self.epochs, self.lr, self.batch_size = epochs, float(lr), batch_size
