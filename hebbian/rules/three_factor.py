@@ -88,6 +88,12 @@ class ThreeFactorRule(LearningRule):
     modulator: Modulator
     _received: Optional[Broadcast] = None
 
+    def check_layer(self, layer):  # type: ignore[override]
+        if not (self.info.needs_output and self.info.needs_labels):
+            raise TypeError(f"rule {self.info.name!r} is a three-factor rule: register it with needs_output=True and "
+                            "needs_labels=True, so that trainers broadcast the network's output and labels to it")
+        return super().check_layer(layer)
+
     # ------------------------------------------------------------------ the broadcast
     def receive(self, broadcast: Optional[Broadcast]) -> None:
         """The broadcast of the next :meth:`statistics` calls (``None``: the layer is the network's output layer)."""

@@ -376,3 +376,16 @@ def test_reward_prediction_round_trip():
     fresh.load_state_dict(_roundtrip(mod.state_dict()))
     assert fresh.baseline_decay == 0.5 and torch.equal(fresh.factor(b), mod.factor(b))
     assert float(fresh.prediction_weight[2]) == 0.0  # class 2 not seen: no prediction yet
+
+
+def test_a_three_factor_rule_must_declare_what_it_needs(monkeypatch):
+    from hebbian.rules import registry
+
+    saved = dict(registry._REGISTRY)
+    try:
+        cls = R.register_rule("quiet_feedback", description="x", needs_labels=True)(type("Quiet", (R.DFA,), {}))
+        with pytest.raises(TypeError, match="register it with needs_output=True and needs_labels=True"):
+            cls().update(make("linear"), *batch(make("linear"))[:2], labels=torch.zeros(7, dtype=torch.long))
+    finally:
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(saved)
