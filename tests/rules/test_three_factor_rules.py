@@ -389,3 +389,27 @@ def test_a_three_factor_rule_must_declare_what_it_needs(monkeypatch):
     finally:
         registry._REGISTRY.clear()
         registry._REGISTRY.update(saved)
+
+
+@pytest.mark.parametrize("trace_decay", [0.0, 0.7])
+def test_a_delayed_reward_reaches_earlier_activity_through_the_trace(trace_decay):
+    """Batch 1: activity, reward as predicted (M = 0). Batch 2: no activity (x = 0), a reward above the prediction.
+    With a trace the synapses active in batch 1 are credited, ``ΔW = M̄ λ (c + H̄₁)``; without, the reward is lost."""
+    layer = nn.Linear(6, 5, bias=False).double()
+    rule = R.create("reward_modulated", reward="prob", baseline="global", baseline_decay=0.0,
+                    trace_decay=trace_decay)
+    x, _, _, labels = batch(layer)
+    u = layer(x).detach()
+    flat = torch.zeros(len(x), C, dtype=torch.float64)  # p(label) = 1/C for every sample
+    hidden_update(rule, layer, x, u, flat, labels)  # sets the prediction to 1/C (d = 0)
+    trace_before = rule.trace.clone()
+    assert not bool(hidden_update(rule, layer, x, u, flat, labels).any())  # M = 0: nothing now
+    sure = torch.full((len(x), C), -30.0, dtype=torch.float64).scatter_(1, labels[:, None], 30.0)  # p(label) = 1
+    zero = torch.zeros_like(x)
+    late = hidden_update(rule, layer, zero, torch.zeros_like(u), sure, labels)
+    if trace_decay == 0:
+        assert not bool(late.any())
+    else:
+        hebb = (u.t() @ x / len(x)).numpy()  # H̄ of batch 1, post = activity (identity)
+        expected = (1.0 - 1.0 / C) * trace_decay * (trace_before.numpy() + hebb)
+        _close(late, expected)
