@@ -179,6 +179,47 @@ def check_probe_data(cfg: Config, data: Data) -> None:
                                "more training images, or --set probe.epochs=0 for no probe") from None
 
 
+def check_single_sample_step(cfg: Config, model: nn.Module, layers: List[str], data: Data) -> None:
+    """With ``data.batch_size: 1``, refuse a learning rate at which one training image can make an Oja-type step
+    (``oja``, ``oja_subspace``, ``sanger``, summed or averaged) of a fully connected Hebbian layer overshoot and
+    diverge: ``lr`` must stay below :func:`hebbian.rules.oja.overshoot_lr` of the largest input and initial row
+    norms (the layer's inputs measured on the training images). Batches average the step, so larger batches are not
+    checked (the recipes' rates are tuned on batches of 64).
+
+    Raises:
+        ConfigError: naming ``train.lr`` (or the layer's ``rule.layers`` entry), the bound and the alternatives.
+    """
+    from hebbian.rules.oja import Oja, OjaSubspace, Sanger, overshoot_lr
+
+    if cfg["data"]["batch_size"] != 1 or method_kind(cfg) != "hebbian":
+        return
+    modules = dict(model.named_modules())
+    for name, setting in layer_settings(cfg, layers).items():
+        rule, layer = setting.rule, modules.get(name)
+        if not isinstance(rule, (Oja, OjaSubspace, Sanger)) or rule.normalize == "max_abs" \
+                or not isinstance(layer, nn.Linear):
+            continue
+        inputs: List[torch.Tensor] = []
+        handle = layer.register_forward_pre_hook(lambda _m, args: inputs.append(args[0].detach().flatten(1)))
+        try:
+            with torch.no_grad():
+                for x, _ in in_memory_loader(data.train, 1024, shuffle=False):
+                    model(x.to(layer.weight.device))
+        finally:
+            handle.remove()
+        max_x = float(torch.cat(inputs).double().pow(2).sum(1).max())
+        max_w = float(layer.weight.detach().double().pow(2).sum(1).max())
+        bound = overshoot_lr(max_x, max_w)
+        if setting.lr >= bound:
+            key = f"rule.layers.{name}.lr" if any(fnmatch.fnmatchcase(name, str(p)) and "lr" in e
+                                                  for p, e in cfg["rule"]["layers"].items()) else "train.lr"
+            raise ConfigError(key, f"{setting.lr:g} with data.batch_size=1: one image can make the {rule.info.name} "
+                                   f"step of layer {name!r} overshoot and diverge (it needs lr * y^2 < 2, y = w.x; the "
+                                   f"training images have |x|^2 up to {max_x:.4g} and the initial rows |w|^2 up to "
+                                   f"{max_w:.4g}): use lr < {bound:.3g}, or a larger data.batch_size (the step "
+                                   "averages y^2 over a batch)")
+
+
 def build_model(cfg: Config, info: DatasetInfo) -> nn.Sequential:
     """The network of ``cfg["model"]`` for the dataset's image shape and classes."""
     from hebbian.models import create_model
@@ -454,6 +495,7 @@ class Experiment:
         self.model = build_model(cfg, self.data.info).to(self.device)
         self.layers = hebbian_layer_names(self.model)
         initialise(cfg, self.model, self.layers)
+        check_single_sample_step(cfg, self.model, self.layers, self.data)
         from hebbian.models.discovery import site_weight
 
         self.weights = {n: site_weight(self.model, n) for n in self.layers}  # the Hebbian weights by site name

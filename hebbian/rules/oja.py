@@ -14,6 +14,22 @@ from hebbian.rules.registry import register_rule
 ACTIVATIONS = ("identity", "relu")
 
 
+def overshoot_lr(max_input_sq: float, max_row_sq: float) -> float:
+    """The learning rate from which ONE sample can make a step of the rules of this module overshoot:
+    :math:`2 / (\\max_n \\lVert x_n\\rVert^2 \\cdot \\max_k \\lVert w_k\\rVert^2)`.
+
+    Along its own row, unit :math:`k`'s step on one sample is :math:`w_k \\leftarrow (1 - \\eta y_k^2) w_k + \\eta y_k
+    (x - \\dots)`: the decay factor :math:`1 - \\eta y_k^2` flips the row and grows it once :math:`\\eta y_k^2 > 2`,
+    and :math:`y_k^2 \\le \\lVert w_k\\rVert^2 \\lVert x\\rVert^2`. Below this rate no sample can overshoot (while the
+    rows keep their norms, which these rules drive to 1). A batch of :math:`B` samples averages :math:`y_k^2`
+    (``normalize="mean"``), so a rate tuned on batches (:math:`\\eta \\lambda_1 \\ll 1`, :math:`\\lambda_1` the
+    largest eigenvalue of the input covariance) can be far above this bound and diverge at batch size 1: on the
+    centred digits, :math:`\\eta = 0.05` is stable on batches of 8 or 64 but not on single images
+    (:math:`\\max \\lVert x\\rVert^2 = 123`, bound 0.016; see ``tests/rules/test_oja_single_sample.py``).
+    """
+    return 2.0 / max(max_input_sq * max_row_sq, 1e-300)
+
+
 def reconstruction_delta(view: LayerView, x: Tensor, y: Tensor, mask: Optional[Tensor]) -> Tensor:
     """:math:`\\sum_{n,p} y_i P - \\sum_k (M \\odot Y^\\top Y)_{ik} w_k`, the batch sum of :math:`y_i(x - \\sum_k M_{ik} y_k w_k)`."""
     gram = view.gram(y)
