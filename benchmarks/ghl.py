@@ -54,6 +54,13 @@ def engines(name: str, width: float, device: torch.device) -> Tuple[Engine, Engi
     kwargs, rates = MODELS[name]
     torch.manual_seed(0)
     model = create_model(name, in_channels=3, input_size=32, width=width, **kwargs).to(device)
+    return engines_for(model, rates)
+
+
+def engines_for(model: nn.Module, rates: Tuple[float, float, float]) -> Tuple[Engine, Engine]:
+    """(GHL trainer, backprop trainer) on ``model`` and a copy of it, on the model's device: the model's GHL recipe
+    (else every Linear/Conv of its body Hebbian), SGD groups with ``rates = (lr_conv, wd_conv, lr)``."""
+    device = next(model.parameters()).device
     bp_model = copy.deepcopy(model)
     rules = model.default_rules()
     if not rules:  # no published recipe: every Linear/Conv weight of the body and the attention projections
@@ -61,6 +68,7 @@ def engines(name: str, width: float, device: torch.device) -> Tuple[Engine, Engi
     names = list(rules)
     ghl = GHLTrainer(model, rules, _optimizer(model, names, rates), device=device)
     bp = create_supervised_trainer(bp_model, _optimizer(bp_model, names, rates), nn.CrossEntropyLoss(), device=device)
+    bp.model = bp_model  # as GHLTrainer.model: both engines name the model they train
     return ghl, bp
 
 

@@ -29,8 +29,9 @@ class Config:
 class Row:
     """One line of the table: ``ours`` against ``baseline`` (both medians), their ratio and the target.
 
-    ``kind="time"`` rows compare seconds, ``kind="memory"`` rows bytes; ``kind="absolute"`` rows have no baseline and
-    compare ``ours`` (seconds) with ``target`` directly.
+    ``kind="time"`` rows compare seconds, ``kind="memory"`` rows bytes, ``kind="ratio"`` rows two ratios (e.g. a
+    time ratio at two depths); ``kind="absolute"`` rows have no baseline and compare ``ours`` (seconds) with
+    ``target`` directly.
     """
 
     name: str
@@ -56,7 +57,7 @@ class Row:
         return None if value is None else value <= self.target
 
     def cells(self) -> List[str]:
-        fmt = _format_bytes if self.kind == "memory" else format_seconds
+        fmt = {"memory": _format_bytes, "ratio": _format_ratio}.get(self.kind, format_seconds)
         ratio = "-" if self.ratio is None else f"{self.ratio:.2f}x"
         if self.target is None:
             target = "-"
@@ -110,3 +111,7 @@ def _format_bytes(n: Optional[float]) -> str:
     if n is None:
         return "-"
     return f"{n / 2**20:.1f} MiB"
+
+
+def _format_ratio(r: Optional[float]) -> str:
+    return "-" if r is None else f"{r:.2f}x"

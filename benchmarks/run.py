@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``: make the reposito
 
 import torch  # noqa: E402
 
-from benchmarks import conv, ghl, krotov, overhead  # noqa: E402
+from benchmarks import conv, ghl, ghl_depth, krotov, overhead  # noqa: E402
 from benchmarks.report import Config, Row, format_machine, format_table  # noqa: E402
 from benchmarks.timing import machine_description  # noqa: E402
 
@@ -34,6 +34,7 @@ SUITES: Dict[str, Callable[[Config], List[Row]]] = {
     "krotov": krotov.run,
     "conv": conv.run,
     "ghl": ghl.run,
+    "ghl_depth": ghl_depth.run,
     "overhead": overhead.run,
 }
 

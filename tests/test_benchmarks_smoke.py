@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import conv, ghl, krotov  # noqa: E402
+from benchmarks import conv, ghl, ghl_depth, krotov  # noqa: E402
 from benchmarks.report import Config, Row, format_table  # noqa: E402
 from benchmarks.timing import interleaved, peak_rss_delta  # noqa: E402
 
@@ -110,3 +111,24 @@ def test_ghl_kernel_floor_times_one_correlation_per_hebbian_weight_with_the_weig
         conv, (inp, out) = getattr(trainer.model, name), seen[name]
         expected = torch.nn.grad.conv2d_weight(inp, conv.weight.shape, out, padding=conv.padding)
         torch.testing.assert_close(result, expected, rtol=1e-4, atol=1e-3 * expected.abs().max().item())
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_ghl_depth_computes_the_smallest_depth_s_ratios():
+    cfg = Config(torch.device("cpu"), quick=True, reps=1)
+    (time_row, memory_row), ratio = ghl_depth.depth_rows(cfg, ghl_depth.DEPTHS[0], 0.25, 2)
+    assert time_row.name == "GHL step vs backprop (ResNet-20)" and time_row.kind == "time"
+    assert memory_row.kind == "memory" and memory_row.target == 1.15
+    for row in (time_row, memory_row):
+        assert row.ours > 0 and row.baseline > 0 and 0 < row.ratio < float("inf")
+    assert ratio == pytest.approx(time_row.ratio)
+
+
+def test_ghl_binds_every_conv_of_resnet_1202():
+    net = ghl_depth.model(ghl_depth.DEPTHS[-1], 1.0, torch.device("cpu"))
+    convs = {name: m.weight for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+    assert len(convs) == 6 * 200 + 1
+    trainer, backprop = ghl.engines_for(net, ghl_depth.RATES)
+    assert {b.name: b.weight for b in trainer.bindings}.keys() == convs.keys()
+    assert all(b.weight is convs[b.name] for b in trainer.bindings)
+    assert backprop.model is not net and trainer.model is net

@@ -12,6 +12,7 @@ from hebbian.models.fasthebb import fasthebb
 from hebbian.models.krotov import hebbian_conv, krotov_fc
 from hebbian.models.lateral import FoldiakLayer, foldiak_fc, settle
 from hebbian.models.modern import conv1d_rows, mobilenetv3, resnet18, transformer_rows, vit
+from hebbian.models.resnet_cifar import resnet_cifar
 from hebbian.models.layers import PMetricLinear, RePU, Triangle, scaled
 from hebbian.models.registry import (
     HebbianNet,
@@ -28,5 +29,5 @@ __all__ = [
     "create_model", "list_models", "get_model_info", "register_model", "ModelInfo", "Recipe", "LayerRecipe",
     "HebbianNet", "RePU", "Triangle", "PMetricLinear", "scaled", "SequentialBuilder",
     "krotov_fc", "hebbian_conv", "deephebb", "fasthebb", "vit", "transformer_rows", "resnet18", "mobilenetv3",
-    "conv1d_rows", "FoldiakLayer", "foldiak_fc", "settle",
+    "resnet_cifar", "conv1d_rows", "FoldiakLayer", "foldiak_fc", "settle",
 ]

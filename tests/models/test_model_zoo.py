@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 NAMES = ["deephebb", "fasthebb", "foldiak_fc", "hebbian_conv", "krotov_fc"]
 #: today's architectures, for GHL and every rule beyond convnets (tests/trainers/test_capture_by_weight.py)
-MODERN = ["conv1d_rows", "mobilenetv3", "resnet18", "transformer_rows", "vit"]
+MODERN = ["conv1d_rows", "mobilenetv3", "resnet18", "resnet_cifar", "transformer_rows", "vit"]
 
 
 def test_registry_lists_the_published_networks():
@@ -224,6 +224,7 @@ def test_softhebb_recipe_trains_deephebb_with_the_hebbian_trainer():
 
 @pytest.mark.parametrize("name,options", [
     ("vit", {"patch_size": 4}), ("transformer_rows", {}), ("resnet18", {}), ("mobilenetv3", {}), ("conv1d_rows", {}),
+    ("resnet_cifar", {}),
 ])
 @pytest.mark.parametrize("channels,size", [(1, 8), (3, 16)])
 def test_modern_networks_are_body_plus_readout(name, options, channels, size):
@@ -236,3 +237,33 @@ def test_modern_networks_are_body_plus_readout(name, options, channels, size):
 def test_vit_refuses_a_size_its_patches_do_not_tile():
     with pytest.raises(ValueError, match="input_size must be square and a multiple of patch_size=7"):
         create_model("vit", input_size=8)
+
+
+@pytest.mark.parametrize("depth,millions", [(20, "0.27"), (32, "0.46"), (44, "0.66"), (56, "0.85"), (110, "1.7"),
+                                            (1202, "19.4")])
+def test_resnet_cifar_has_he_et_al_s_parameter_counts(depth, millions):
+    """He et al. 2016, Table 6 (CIFAR-10): ResNet-20 0.27M ... ResNet-1202 19.4M parameters; 6n + 1 convs, all 3x3."""
+    net = create_model("resnet_cifar", depth=depth, in_channels=3, input_size=32)
+    params = sum(p.numel() for p in net.parameters())
+    decimals = len(millions.split(".")[1])  # the paper's precision
+    assert f"{params / 1e6:.{decimals}f}" == millions, params
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == depth - 1 and all(c.kernel_size == (3, 3) for c in convs)
+
+
+def test_resnet_cifar_stages_and_identity_shortcuts():
+    net = create_model("resnet_cifar", depth=20, in_channels=3, input_size=32)
+    stages = [m for m in net[0] if isinstance(m, nn.Sequential)]
+    x = torch.randn(2, 16, 32, 32)
+    shapes = []
+    for stage in stages:
+        x = stage(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert shapes == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+    block = stages[1][0]  # 16 -> 32 channels, stride 2: the input subsampled, 8 zero channels on each side
+    z = torch.randn(1, 16, 8, 8)
+    expected = torch.cat([torch.zeros(1, 8, 4, 4), z[:, :, ::2, ::2], torch.zeros(1, 8, 4, 4)], dim=1)
+    torch.testing.assert_close(block.shortcut(z), expected)
+    for bad in (21, 2, 0, 20.0, True):
+        with pytest.raises(ValueError, match="depth must be 6 n \\+ 2"):
+            create_model("resnet_cifar", depth=bad)
