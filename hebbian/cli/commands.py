@@ -110,7 +110,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def visualize(args: argparse.Namespace) -> int:
-    """``hebbian visualize CHECKPOINT``: the filters of a saved run's Hebbian layer as a PNG."""
+    """``hebbian visualize CHECKPOINT``: the filters of a saved run's Hebbian layer as a PNG; with
+    ``--over-training`` the filters at every kept checkpoint (and before training) as a strip PNG or an animated GIF."""
     from pathlib import Path
 
     from hebbian.errors import UsageError
@@ -124,14 +125,69 @@ def visualize(args: argparse.Namespace) -> int:
     modules = dict(exp.model.named_modules())
     if layer not in modules or not hasattr(modules[layer], "weight"):
         raise UsageError(f"--layer {layer!r} is not a layer with weights; Hebbian layers: {', '.join(exp.layers)}")
-    output = Path(args.output) if args.output else run_dir / "filters.png"
-    prepare_run_dir(output.parent)
+    default = "filters_over_training.png" if getattr(args, "over_training", False) else "filters.png"
+    output = Path(args.output) if args.output else run_dir / default
     weight = modules[layer].weight.detach().cpu()
     input_shape = exp.data.input_shape if weight.dim() == 2 and layer == exp.layers[0] else None
-    fig, _ = plot_filters(weight, input_shape, args.max_filters, title=f"{exp.cfg['rule']['name']}: {layer}")
+    title = f"{exp.cfg['rule']['name']}: {layer}"
+    if getattr(args, "over_training", False):
+        if output.suffix.lower() not in (".png", ".gif"):
+            raise UsageError(f"-o must name a .png (strip) or .gif (animation) file with --over-training, got "
+                             f"{str(output)!r}")
+        snapshots, label = _weights_over_training(exp, run_dir, layer)
+        prepare_run_dir(output.parent)
+        _save_over_training(snapshots, output, input_shape, args.max_filters, label, title)
+        print(f"filters of {layer} at {len(snapshots)} steps ({label}s {', '.join(map(str, snapshots))}) from "
+              f"{run_dir / 'checkpoints'} -> {output}")
+        return 0
+    prepare_run_dir(output.parent)
+    fig, _ = plot_filters(weight, input_shape, args.max_filters, title=title)
     save_figure(fig, output)
     print(f"filters of {layer} ({tuple(weight.shape)}) from {ckpt} -> {output}")
     return 0
+
+
+def _weights_over_training(exp: Any, run_dir: Any, layer: str) -> Any:
+    """``({step: weight}, label)``: a Hebbian layer's weights before training (rebuilt from the run's seed) and the
+    layer's weights in every checkpoint of ``RUN/checkpoints``; steps are epochs when every checkpoint falls on an
+    epoch's end, else iterations."""
+    import re
+
+    from hebbian.trainers.checkpoint import InvalidCheckpointError, NonFiniteCheckpointError, resume_from
+
+    module = dict(exp.model.named_modules())[layer]
+
+    numbered = sorted((int(m.group(1)), f) for f in (run_dir / "checkpoints").glob("*.pt")
+                      if (m := re.search(r"_(\d+)\.pt$", f.name)))
+    if len(numbered) < 2:
+        raise UsageError(
+            f"{str(run_dir)!r} kept {len(numbered)} checkpoint(s); --over-training draws the filters at every kept "
+            f"checkpoint: train with --set checkpoint.every=1 --set checkpoint.n_saved=N (N >= the epochs) to keep one "
+            f"per epoch")
+    per_epoch = len(exp.train_loader)
+    label = "epoch" if all(step % per_epoch == 0 for step, _ in numbered) else "iteration"
+    snapshots = {}
+    for step, path in numbered:
+        try:
+            resume_from(path, {"model": exp.model}, map_location=exp.device)
+        except (InvalidCheckpointError, NonFiniteCheckpointError) as err:
+            raise UsageError(" ".join(str(err).split())) from None
+        snapshots[step // per_epoch if label == "epoch" else step] = module.weight.detach().cpu().clone()
+    if layer in exp.layers:
+        with exp.initial_state():
+            snapshots = {0: module.weight.detach().cpu().clone(), **snapshots}
+    return snapshots, label
+
+
+def _save_over_training(snapshots: Dict[int, Any], output: Any, input_shape: Any, max_filters: int, label: str,
+                        title: str) -> None:
+    from hebbian.visualizers import plot_filters_over_training, save_figure, save_filter_animation
+
+    if output.suffix.lower() == ".gif":
+        save_filter_animation(snapshots, output, input_shape, max_filters, label=label, title=title)
+    else:
+        fig, _ = plot_filters_over_training(snapshots, input_shape, max_filters, label=label, title=title)
+        save_figure(fig, output)
 
 
 def _keys(schema: Dict[str, Any], prefix: str = "") -> List[str]:

@@ -172,11 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a key of the run's config (e.g. probe.lr=0.01)")
     p.set_defaults(func=commands.evaluate)
 
-    p = sub.add_parser("visualize", help="plot the learned filters of a saved run to a PNG")
+    p = sub.add_parser("visualize", help="plot the learned filters of a saved run to a PNG (or over training: "
+                                           "a strip or a GIF)")
     p.add_argument("checkpoint", help="a run folder or a checkpoint file inside RUN/checkpoints")
     p.add_argument("-o", "--output", default=None, help="PNG file (default RUN/filters.png)")
     p.add_argument("--layer", default=None, help="layer name (default: the first Hebbian layer)")
     p.add_argument("--max-filters", type=int, default=64, help="at most this many filters")
+    p.add_argument("--over-training", dest="over_training", action="store_true",
+                   help="the filters at every checkpoint the run kept (and before training): a strip PNG, or an "
+                        "animated GIF when -o ends in .gif (default RUN/filters_over_training.png); train with "
+                        "--set checkpoint.every=1 --set checkpoint.n_saved=N to keep one per epoch for N epochs")
     p.set_defaults(func=commands.visualize)
 
     p = sub.add_parser("results", help="render results tables (docs/results.md) from run folders")

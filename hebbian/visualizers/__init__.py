@@ -7,6 +7,8 @@
 * Figures (imported on first use, they need matplotlib): :func:`plot_filters`, :func:`plot_convergence`,
   :func:`plot_accuracy`, :func:`plot_filter_comparison`, :func:`save_figure`; :class:`ConvergenceHistory` records
   curves to plot.
+* Filters over training: :class:`FilterSnapshots` keeps a layer's weights at chosen steps;
+  :func:`plot_filters_over_training` draws them as a strip, :func:`save_filter_animation` as an animated GIF.
 """
 
 from typing import Any
@@ -15,6 +17,7 @@ from hebbian.visualizers.activations import ActivationRecorder, activation_stati
 from hebbian.visualizers.attach import attach_visualizers
 from hebbian.visualizers.convergence import ConvergenceHistory, fixed_point_p, unit_convergence, unit_norms
 from hebbian.visualizers.grids import filter_grid, receptive_field_shape
+from hebbian.visualizers.snapshots import FilterSnapshots, snapshot_grids
 from hebbian.visualizers.handlers import (
     ActivationStatsHandler,
     FilterGridHandler,
@@ -24,13 +27,14 @@ from hebbian.visualizers.handlers import (
     UpdateNormHandler,
 )
 
-_FIGURES = ("plot_filters", "plot_convergence", "plot_accuracy", "plot_filter_comparison", "save_figure")
+_FIGURES = ("plot_filters", "plot_convergence", "plot_accuracy", "plot_filter_comparison", "plot_filters_over_training",
+            "save_filter_animation", "save_figure")
 
 __all__ = [
     "filter_grid", "receptive_field_shape", "unit_convergence", "unit_norms", "fixed_point_p", "ConvergenceHistory",
     "ActivationRecorder", "activation_statistics", "dead_fraction", "winner_usage",
     "FilterGridHandler", "UnitConvergenceHandler", "UpdateNormHandler", "UpdateHistHandler", "ActivationStatsHandler",
-    "OnRankZero", "attach_visualizers", *_FIGURES,
+    "OnRankZero", "attach_visualizers", "FilterSnapshots", "snapshot_grids", *_FIGURES,
 ]
 
 

@@ -149,6 +149,97 @@ def plot_filter_comparison(
     return fig, axes[: len(weights)]
 
 
+def _step_title(step: Any, label: str) -> str:
+    return f"{label} {step}" if isinstance(step, int) else str(step)
+
+
+def plot_filters_over_training(
+    weights: Mapping[Any, Tensor],
+    input_shape: Optional[Sequence[int]] = None,
+    max_filters: int = 64,
+    *,
+    label: str = "epoch",
+    panel_size: float = 2.4,
+    title: Optional[str] = None,
+) -> Tuple[Any, Any]:
+    """A strip of filter grids, one panel per kept step (:class:`~hebbian.visualizers.snapshots.FilterSnapshots`).
+
+    Args:
+        weights: ``{step: weight}`` (e.g. ``FilterSnapshots.weights``), drawn left to right in the mapping's order.
+        input_shape, max_filters: as in :func:`plot_filters`.
+        label: what the steps count (``"epoch"``, ``"iteration"``); panels are titled ``"<label> <step>"``.
+        panel_size: inches per panel.
+        title: figure title.
+
+    Returns:
+        ``(fig, axes)`` with ``axes`` a list, one per step.
+    """
+    from hebbian.visualizers.snapshots import snapshot_grids
+
+    grids = snapshot_grids(weights, input_shape, max_filters)
+    fig, axes = plt.subplots(1, len(grids), figsize=(panel_size * len(grids), panel_size + 0.4), squeeze=False)
+    for ax, (step, grid) in zip(axes[0], grids.items()):
+        ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(_step_title(step, label), fontsize="medium")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig, list(axes[0])
+
+
+def save_filter_animation(
+    weights: Mapping[Any, Tensor],
+    path: Union[str, os.PathLike],
+    input_shape: Optional[Sequence[int]] = None,
+    max_filters: int = 64,
+    *,
+    label: str = "epoch",
+    fps: float = 2.0,
+    size: float = 4.0,
+    title: Optional[str] = None,
+) -> Path:
+    """Write the filter grids of ``{step: weight}`` snapshots as an animated GIF, one frame per step.
+
+    Args:
+        weights, input_shape, max_filters, label: as in :func:`plot_filters_over_training`.
+        path: the ``.gif`` file (folders are created; written to a new file that replaces the name).
+        fps: frames per second.
+        size: inches of the (square) frame, drawn at 100 dpi.
+        title: a title above every frame, before the step.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from hebbian.files import atomic_path
+    from hebbian.visualizers.snapshots import snapshot_grids
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"path must name a .gif file, got {str(path)!r}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    grids = list(snapshot_grids(weights, input_shape, max_filters).items())
+    fig, ax = plt.subplots(figsize=(size, size + 0.3))
+    ax.set_axis_off()
+    image = ax.imshow(grids[0][1].permute(1, 2, 0).numpy(), interpolation="nearest")
+    heading = ax.set_title("")
+
+    def frame(i: int) -> List[Any]:
+        step, grid = grids[i]
+        image.set_data(grid.permute(1, 2, 0).numpy())
+        heading.set_text(" ".join(filter(None, [title, _step_title(step, label)])))
+        return [image, heading]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            FuncAnimation(fig, frame, frames=len(grids), blit=False).save(
+                str(tmp), writer=PillowWriter(fps=fps), dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def save_figure(fig: Any, path: Union[str, os.PathLike], *, dpi: int = 100, close: bool = True) -> Path:
     """Write ``fig`` to ``path`` (PNG unless the suffix says otherwise), creating folders; closes it by default.
 
