@@ -223,12 +223,17 @@ def ghl_training_step(
 
     Returns:
         ``update(engine, batch) -> output_transform(x, y, y_pred, loss)``, by default the detached loss tensor (no host
-        sync). ``engine.state.hebbian_updates`` holds ``{layer name: ΔW}`` of the batch.
+        sync). ``engine.state.hebbian_updates`` holds ``{layer name: ΔW}`` of the batch until the next batch starts
+        (a handler that keeps a reference keeps its values).
     """
     capture = LayerCapture(bindings)
     guard = guard or NonFiniteGuard(bindings)
 
     def update(engine: Engine, batch: Any) -> Any:
+        # the last batch's updates (weight-sized, one per Hebbian layer) are dropped before this batch's forward and
+        # backward passes, as HebbianTrainer does: kept alive through them they cost as much as a second set of
+        # gradients at the step's peak (docs/performance.md, "GHL with depth")
+        engine.state.hebbian_updates = {}
         active = [b for b in bindings if b.enabled]
         model.train()
         optimizer.zero_grad(set_to_none=True)

@@ -430,3 +430,18 @@ def test_a_rule_mapping_names_its_layers_itself_and_records_nothing():
     assert trainer.backprop_only == []
     with pytest.raises(TypeError, match="layer 'lstm': LSTM is not supported by Hebbian rules"):
         GHLTrainer(Mixed(), {"lstm": GHL()}, optimizer)
+
+
+def test_the_last_batch_s_updates_are_not_alive_during_the_next_forward_and_backward():
+    """GHL's updates are weight-sized, one per Hebbian layer: kept through the next batch's passes they would add a
+    second set of gradients to the peak memory (docs/performance.md, GHL with depth). A handler's reference keeps
+    its values."""
+    model = small_net()
+    trainer = GHLTrainer(model, GHL(), torch.optim.SGD(model.parameters(), lr=0.01))
+    during, kept = [], []
+    model[0].register_forward_hook(lambda m, i, o: during.append(dict(trainer.state.hebbian_updates)))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: kept.append(e.state.hebbian_updates))
+    trainer.run([batch(seed=1), batch(seed=2)], max_epochs=1)
+    assert during == [{}, {}]
+    assert [sorted(k) for k in kept] == [["0", "3"]] * 2 and kept[0]["0"] is not kept[1]["0"]
+    assert not torch.equal(kept[0]["0"], kept[1]["0"])
