@@ -696,7 +696,7 @@ class Experiment:
         for suffix in ("", "_initial"):
             with self.initial_state() if suffix else nullcontext():
                 found = self.layer_responses(self.data.test)
-            if found is None:
+            if found is None or not bool(torch.isfinite(found[0]).all()):  # no module, or diverged weights
                 return {}
             metrics = unit_metrics(*found, self.data.info.num_classes)
             names = {"selectivity": "unit_selectivity", "classes_responded": "unit_classes_responded",

@@ -41,8 +41,9 @@ from hebbian.runs.resume import (
     find_resume_source,
     resume_training,
 )
-from hebbian.runs.summary import HPARAM_METRICS, final_metrics, hparams_of, summary_line
+from hebbian.runs.summary import hparams_of, summary_line
 from hebbian.runs.training import learning_metrics, run
+from hebbian.visualizers.hparams import HPARAM_METRICS, final_metrics
 
 __all__ = [
     "CHANGEABLE_ON_RESUME", "FREE_ON_RESUME", "HPARAM_METRICS", "IGNORED_ON_RESUME", "LOCK_FILE", "RUN_ENTRIES",

@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping
 from ignite.engine import Engine, Events
 
 from hebbian.experiment import Experiment
+from hebbian.visualizers.probe_table import attach_probe_table
 
 
 def attach_progress(exp: Experiment, desc: str) -> None:
@@ -44,9 +45,8 @@ def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:
 
     log = exp.cfg["log"]
     logger = TensorboardLogger(log_dir=str(log_dir))
-    exp.probe_handlers.append(lambda probe, tag: logger.attach_output_handler(
-        probe, Events.ITERATION_COMPLETED, tag=tag, output_transform=_numbers,
-        global_step_transform=lambda engine, _: engine.state.iteration))
+    exp.probe_handlers.append(lambda probe, tag: attach_probe_table(
+        logger.writer, probe, tag, step=lambda: exp.trainer.state.epoch if exp.trainer is not None else 0))
     if exp.trainer is not None:
         every_epochs = log["filters_every"] or None
         if exp.kind == "backprop":  # no rule bindings: show the layers a rule would train
@@ -66,13 +66,6 @@ def attach_tensorboard(exp: Experiment, log_dir: Path) -> Any:
             logger.attach_output_handler(exp.trainer, Events.ITERATION_COMPLETED(every=log["every"]), tag="train",
                                          output_transform=_loss_of)
     return logger
-
-
-def _numbers(output: Any) -> Dict[str, float]:
-    """The numeric entries of a probe step's output (e.g. ``l2``, ``val_accuracy``)."""
-    if not isinstance(output, Mapping):
-        return {}
-    return {k: float(v) for k, v in output.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _loss_of(output: Any) -> Dict[str, Any]:

@@ -30,13 +30,16 @@ from hebbian.errors import UsageError
 from hebbian.files import write_atomic
 from hebbian.runs.launch import on_rank_zero
 
+
 #: The lock file of a run folder (held by the process that trains in it).
 LOCK_FILE = ".hebbian.lock"
+
 
 #: What a run leaves in its folder: a folder holding any of them holds a run.
 RUN_ENTRIES = ("config.yaml", "provenance.json", "metrics.json", "evaluation.json", "filters.png", "checkpoints", "tb")
 
 PathLike = Union[str, Path]
+
 
 def prepare_run_dir(path: PathLike) -> Path:
     """Create the folder and check that it is writable.
@@ -87,6 +90,7 @@ def new_run_dir(prefix: PathLike) -> Path:
 #: hebbian's marker of a run folder: JSON with the run's identity (``run_id``) and the SHA-256 of the
 #: ``config.yaml`` hebbian last wrote there (a different hash: the file was edited by hand).
 MARKER_FILE = ".hebbian-run"
+
 
 #: The files and folders of a run that hebbian writes; :meth:`RunFolder.clear` deletes only these (in ``checkpoints/``
 #: only checkpoint files, in ``tb/`` only TensorBoard event files), never anything a user put beside them.

@@ -15,6 +15,7 @@ import ignite.distributed as idist
 
 from hebbian.errors import UsageError
 
+
 #: Prefix of the folder in which the processes of a data-parallel run leave their exit codes
 #: (``hebbian-ranks-<launcher pid>-XXXX`` in the temporary directory).
 RANKS_PREFIX = "hebbian-ranks-"
@@ -38,6 +39,7 @@ def on_rank_zero(fn: Callable[[], str]) -> str:
     if reply.startswith("error:"):
         raise UsageError(reply[len("error:"):])
     return reply[len("ok:"):]
+
 
 def launched_by_torchrun() -> bool:
     """Whether this process is one of several that ``torchrun`` (or another launcher setting ``WORLD_SIZE``,

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
-
 from hebbian.config import Config
 from hebbian.errors import UsageError
 from hebbian.experiment import Experiment
@@ -17,15 +16,19 @@ from hebbian.runs.folder import PathLike, same_folder
 from hebbian.runs.history import RunHistory
 from hebbian.runs.load import find_run
 
+
 #: Config keys that :func:`check_resume_config` ignores: they do not change what this run trains.
 IGNORED_ON_RESUME = ("out", "base", "name", "description", "recipes", "compare")
+
 
 #: Config keys that may change freely when a run is resumed (they do not change what is trained; recorded).
 FREE_ON_RESUME = ("probe.*", "log.*", "checkpoint.*", "device", "data.root", "data.download", "data.eval_batch_size",
                   "imports")
 
+
 #: Config keys that may change when a run is resumed if the caller allows them by name (``--allow-change``).
 CHANGEABLE_ON_RESUME = ("train.epochs",)
+
 
 def find_resume_source(path: PathLike, run_dir: Optional[PathLike] = None) -> Tuple[Path, Optional[Path]]:
     """``(run folder, checkpoint or None)`` to resume: a run folder's latest checkpoint (``None`` when it was killed

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping
 
-
 from hebbian.config import Config
-
-#: Final metrics shown in TensorBoard's HParams dashboard.
-HPARAM_METRICS = ("probe_test_accuracy", "probe_val_accuracy", "control_probe_test_accuracy", "probe_gain",
-                  "test_accuracy", "weight_change", "dead_units")
-
-
-def final_metrics(metrics: Mapping[str, Any]) -> Dict[str, float]:
-    """The metrics of :data:`HPARAM_METRICS` that the run has, under ``final/`` tags."""
-    return {f"final/{k}": float(metrics[k]) for k in HPARAM_METRICS if metrics.get(k) is not None}
 
 
 def hparams_of(cfg: Config, kind: str) -> Dict[str, Any]:
@@ -26,6 +16,7 @@ def hparams_of(cfg: Config, kind: str) -> Dict[str, Any]:
             "optimizer": t["optimizer"], "schedule": t["schedule"], "init": t["init"],
             "batch_size": cfg["data"]["batch_size"], "probe": cfg["probe"]["protocol"],
             "rule": dict(cfg["rule"]["params"])}
+
 
 def summary_line(metrics: Mapping[str, Any]) -> str:
     """One line: method, dataset, accuracies (and the untrained control's, with the gain), epochs, wall time."""

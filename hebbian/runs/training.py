@@ -17,13 +17,14 @@ from hebbian.errors import UsageError
 from hebbian.experiment import Data, Experiment
 from hebbian.files import write_atomic
 from hebbian.trainers.guard import NonFiniteUpdateError
-from hebbian.visualizers.hparams import log_hparams
+from hebbian.visualizers.hparams import final_metrics, log_hparams
 from hebbian.runs.folder import PathLike, RunFolder, same_folder
 from hebbian.runs.launch import on_rank_zero
 from hebbian.runs.history import RunHistory
 from hebbian.runs.attach import attach_progress, attach_tensorboard, attach_checkpoints
 from hebbian.runs.resume import find_resume_source, check_resume_config, check_resume_point, resume_training
-from hebbian.runs.summary import hparams_of, final_metrics
+from hebbian.runs.summary import hparams_of
+
 
 def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Optional[str] = None,
         resume: Optional[PathLike] = None, overwrite: bool = False, allow_changes: Iterable[str] = ()
@@ -99,6 +100,8 @@ def run(cfg: Config, run_dir: PathLike, *, data: Optional[Data] = None, desc: Op
             "train_images": len(exp.data.train), "test_images": len(exp.data.test),
             "processes": idist.get_world_size(), "run_id": run_id,
         }
+        if getattr(exp.trainer, "backprop_only", None):  # GHL: weight-bearing layers no rule supports
+            metrics["backprop_only"] = list(exp.trainer.backprop_only)
         evaluate = _fit(exp, saver, metrics)
         if exp.trainer is None:
             saver(Engine(lambda *_: None))
@@ -155,6 +158,7 @@ def learning_metrics(exp: Experiment, evaluated: Mapping[str, float]) -> Dict[st
     out["dead_units"] = exp.dead_units()
     out.update(exp.rule_metrics())
     return out
+
 
 def _fit(exp: Experiment, saver: Any, metrics: Dict[str, Any]) -> bool:
     """Train; on divergence record it and keep (or restore) the last finite weights. Returns whether the model

@@ -152,7 +152,7 @@ def test_compare_lists_every_run_in_tensorboards_hparams_dashboard(tmp_path: Pat
     assert sorted(listed.values()) == [("krotov", 0.0), ("krotov", 1.0), ("softhebb", 0.0), ("softhebb", 1.0)]
     run = next(r for r, v in listed.items() if v == ("krotov", 0.0))
     assert "final/probe_test_accuracy" in mux.Runs()[run]["scalars"]
-    assert any(t.startswith("control_probe/") for t in mux.Runs()[run]["scalars"])  # the probe's steps
+    assert "control_probe/selection/text_summary" in mux.Runs()[run]["tensors"]  # the probe's choice, as a table
 
 
 def test_train_rule_reproduces_the_compare_row_of_that_rule(tmp_path: Path, capsys):

@@ -56,6 +56,10 @@ recipes:
   hpca: {train: {lr: 0.05, init: unit, schedule: constant}}
   ghl: {train: {optimizer: sgd, lr: 0.05, head_lr: 0.1, init: unit, schedule: cosine}}
   supervised_instar: {model: {width: 0.005}, train: {lr: 0.05, init: unit, schedule: constant}}
+  bcm: {rule: {params: {tau: 5}}, train: {lr: 0.002, init: unit, schedule: constant}}
+  foldiak: {model: {name: foldiak_fc}, train: {lr: 0.02, init: unit, schedule: constant}}
+  reward_modulated: {train: {lr: 0.03, init: unit}}
+  random_feedback: {train: {lr: 0.5, init: unit}}
 """
 
 RULES = list_rules()  # every registered rule, GHL included
@@ -140,8 +144,8 @@ def test_two_processes_equal_one_process(two, one, rule):
     assert diff <= TOL, f"{rule}: 2 processes vs 1: max |diff| {diff:.3g}"
     metrics = json.loads((two / rule / "metrics.json").read_text())
     assert metrics["processes"] == WORLD and metrics["train_images"] == 147
-    assert sorted(p.name for p in (two / rule).iterdir()) == ["checkpoints", "config.yaml", "filters.png",
-                                                               "metrics.json", "provenance.json"]  # rank 0 wrote, once
+    assert sorted(p.name for p in (two / rule).iterdir()) == [  # rank 0 wrote, once
+        ".hebbian-run", "checkpoints", "config.yaml", "filters.png", "metrics.json", "provenance.json"]
     trained = final(one / rule)["model"]["linear1.weight"]
     assert (trained - final(two / rule)["model"]["linear1.weight"]).abs().max() <= TOL
 
