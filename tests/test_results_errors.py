@@ -66,6 +66,12 @@ def rotated(r: Path) -> None:
     os.symlink(r / "checkpoints/gone.pt", r / "checkpoints/checkpoint_40.pt")
 
 
+def as_comparison(r: Path) -> None:
+    """Give the folder a run of its own in ``krotov/seed0/``, as a ``hebbian compare`` folder has."""
+    (r / "krotov/seed0").mkdir(parents=True)
+    shutil.copy(r / "config.yaml", r / "krotov/seed0/config.yaml")
+
+
 def nothing(r: Path) -> None:
     pass
 
@@ -104,7 +110,10 @@ BAD = [
     ("probe-config-yaml-list", write("config.yaml", "[1, 2]\n"), PROBE, ["config.yaml", "must be a mapping"]),
     ("probe-config-yaml-section", write("config.yaml", "data: 3\n"), PROBE, ["config.yaml", "'data' must be"]),
     ("probe-config-yaml-unknown-key", write("config.yaml", "nosuch: 1\n"), PROBE, ["config.yaml", "'nosuch'"]),
+    ("probe-comparison-folder", lambda r: as_comparison(r), PROBE, ["is a 'hebbian compare' folder", "krotov/seed0"]),
     # item 11: hebbian results
+    ("comparison-run-metrics-list", lambda r: (as_comparison(r), write("krotov/seed0/metrics.json", "[]")(r)), RENDER,
+     ["krotov/seed0/metrics.json", "must be a JSON object"]),
     ("metrics-list", write("metrics.json", "[]"), RENDER, ["metrics.json", "must be a JSON object"]),
     ("metrics-string", write("metrics.json", '"x"'), RENDER, ["metrics.json", "must be a JSON object"]),
     ("metrics-null", write("metrics.json", "null"), RENDER, ["metrics.json", "must be a JSON object"]),

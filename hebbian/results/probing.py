@@ -53,6 +53,10 @@ def probe_checkpoints(run: PathLike, probe: str, params: Optional[Mapping[str, A
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise ResultsError(f"every must be a whole number >= 1, got {every!r}")
     record = read_run(run_dir)
+    if record.runs:
+        shown = ", ".join(str(r.path) for r in record.runs[:4]) + (" ..." if len(record.runs) > 4 else "")
+        raise ResultsError(f"{str(run_dir)!r} is a 'hebbian compare' folder, not a run; probe one of its "
+                           f"{len(record.runs)} runs: {shown}")
     params = dict(params or {})
     overrides = [list(o) for o in overrides]
     out = run_dir / "probes" / f"{probe}{'-' + tag if tag else ''}.json"
@@ -136,9 +140,9 @@ def _create(probe: str, exp: Any, params: Mapping[str, Any], run_seed: int) -> A
                             **{k: v for k, v in params.items() if k != "seed"})
     except KeyError as err:  # unknown probe (the message lists the known ones)
         raise ResultsError(f"--probe {probe!r}: {err.args[0] if err.args else err}") from None
-    except (TypeError, ValueError) as err:  # a parameter the probe does not take, or a bad value of one
-        raise ResultsError(f"--probe {probe} --set {', '.join(f'{k}={v!r}' for k, v in params.items())}: "
-                           f"{' '.join(str(err).split())}") from None
+    except (TypeError, ValueError) as err:  # a parameter the probe does not take, a bad value, a model it cannot read
+        given = " --set " + ", ".join(f"{k}={v!r}" for k, v in params.items()) if params else ""
+        raise ResultsError(f"--probe {probe}{given}: {' '.join(str(err).split())}") from None
 
 
 def _check_probe(probe: str, exp: Any, params: Mapping[str, Any], run_seed: int) -> None:
