@@ -400,6 +400,35 @@ PROBE_KEYS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "dropo
               "validation_fraction": "validation_fraction", "l2_grid": "l2_grid", "lr_milestones": "lr_milestones"}
 
 
+def check_shares(cfg: Config, kind: str, train_size: Optional[int] = None) -> Optional[int]:
+    """``train.shares`` (N: compute each batch's sums as N data-parallel processes do, README "Data-parallel
+    training"): only for the Hebbian and three-factor methods; in a run of R > 1 processes it must be R (or null/1);
+    in one process every batch of ``data.batch_size`` (and the last one of the ``train_size`` images) must split into
+    N non-empty shares, as the sampler splits it over N processes.
+
+    Raises:
+        ConfigError: naming ``train.shares``.
+    """
+    shares = cfg["train"]["shares"]
+    if shares is None or shares == 1:
+        return shares
+    if kind not in ("hebbian", "three_factor"):
+        why = ("its sign comes from the backprop gradient of the whole batch, which is not computed per share"
+               if kind == "ghl" else "it has no Hebbian batch sums")
+        raise ConfigError("train.shares", f"{shares}: computing the batch in shares applies to the Hebbian and "
+                                          f"three-factor methods, not to {kind} ({why}); leave it null")
+    world = idist.get_world_size()
+    if world > 1 and shares != world:
+        raise ConfigError("train.shares", f"{shares} in a run of {world} processes, each of which is one share "
+                                          f"already: use {world} (the sums added in rank order) or null")
+    size, last = cfg["data"]["batch_size"], (train_size or 0) % cfg["data"]["batch_size"]
+    if world == 1 and (size < shares or 0 < last < shares):
+        raise ConfigError("train.shares", f"{shares}: a batch of {size if size < shares else last} images cannot "
+                                          f"be split into {shares} shares; use a data.batch_size (and a number of "
+                                          f"training images) that gives every share an image")
+    return shares
+
+
 def probe_params(cfg: Config) -> Dict[str, Any]:
     """The probe protocol's parameters set by the config (keys left null take the protocol's defaults).
 
@@ -431,6 +460,7 @@ def check_config(cfg: Config) -> None:
     """
     kind = method_kind(cfg)
     check_optimizer(cfg, kind)
+    check_shares(cfg, kind)
     probe_params(cfg)
     model = build_model(cfg, get_dataset_info(cfg["data"]["name"]))
     if kind not in BASELINES:
@@ -491,6 +521,7 @@ class Experiment:
         self.data = data if data is not None else load_data(cfg)
         check_probe_data(cfg, self.data)
         self.kind = method_kind(cfg)
+        self.shares = check_shares(cfg, self.kind, len(self.data.train))
         torch.manual_seed(cfg["seed"])
         self.model = build_model(cfg, self.data.info).to(self.device)
         self.layers = hebbian_layer_names(self.model)
@@ -547,7 +578,7 @@ class Experiment:
                 try:
                     self.trainer = create_hebbian_trainer(model, rules, optimizer, supervised_from=None,
                                                           greedy_epochs=cfg["train"]["greedy_epochs"],
-                                                          device=self.device)
+                                                          device=self.device, shares=self.shares)
                 except (TypeError, ValueError) as err:  # a rule that cannot train its layer (e.g. k > units)
                     raise ConfigError("rule.params", str(err)) from None
             from hebbian.trainers.checkpoint import checkpoint_objects

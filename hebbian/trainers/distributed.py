@@ -2,37 +2,102 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import ignite.distributed as idist
 import torch
 from torch import Tensor
 
 from hebbian.rules.base import Statistics
+from hebbian.rules.buffers import nonzero_rows, note_nonzero_rows
 
 
-def all_reduce_statistics(stats: Sequence[Statistics]) -> List[Statistics]:
+def all_reduce_statistics(stats: Sequence[Statistics], ordered: bool = False) -> List[Statistics]:
     """Sum every layer's statistics over all workers with one ``all_reduce`` (identity in a single process).
 
-    All tensors are packed into one flat buffer, reduced with ``SUM``, and unpacked, so every rank ends with the
-    statistics of the global batch and then applies the same non-linear post-processing. They equal one process's
-    sums over the global batch to float rounding, not bit for bit: the ranks' sums are added in another order (two
-    ranks get exactly ``a + b``; more get the backend's order). A rule that then ranks units (Krotov's top-k, WTA) can
-    turn that rounding into another update where two units tie within it (README, Data-parallel training).
+    All tensors are packed into one flat buffer (in at least float32), reduced with ``SUM``, and unpacked, so every
+    rank ends with the statistics of the global batch and then applies the same non-linear post-processing. They
+    equal one process's sums over the global batch to float rounding, not bit for bit: the ranks' sums are added in
+    another order (two ranks get exactly ``a + b``; more get the backend's order). A rule that then ranks units
+    (Krotov's top-k, WTA) can turn that rounding into another update where two units tie within it (README,
+    Data-parallel training).
+
+    ``ordered=True`` (``train.shares`` in a run of 3 or more processes) adds the ranks' sums in rank order instead,
+    ``((s_0 + s_1) + s_2) + ...`` as :func:`add_in_rank_order`, which is what one process with ``train.shares`` = R
+    computes, bit for bit: every rank ``all_gather``-s the R buffers (R times the memory and traffic of the sums, where
+    the all-reduce moves about 2 buffers' worth per rank) and adds them itself. With two ranks the all-reduce is
+    already ``a + b`` and is kept.
     """
-    if idist.get_world_size() <= 1:
+    world = idist.get_world_size()
+    if world <= 1:
         return list(stats)
+    keys, flat = _pack(stats)
+    if ordered and world > 2:
+        ranks = idist.all_gather(flat.unsqueeze(0))  # (R, n): every rank's buffer, in rank order
+        parts = [_unpack(ranks[r], stats, keys, cast=False) for r in range(world)]
+        return [{k: v.to(s[k].dtype) for k, v in total.items()} for total, s in zip(add_in_rank_order(parts), stats)]
+    return _unpack(idist.all_reduce(flat, op="SUM"), stats, keys, cast=True)
+
+
+def add_in_rank_order(parts: Sequence[Sequence[Statistics]]) -> List[Statistics]:
+    """The statistics of R shares of a batch (``parts[r]``: share r's, one dict per layer) added as R data-parallel
+    processes add them in rank order: ``((s_0 + s_1) + s_2) + ...`` per tensor, in at least float32 (the
+    all-reduce's buffer), returned in each sum's own dtype.
+
+    New tensors, the parts left as they were; except a row-sparse sum (every share's tensor notes the only rows it
+    wrote, :func:`~hebbian.rules.buffers.note_nonzero_rows`: Krotov's fully connected update), which is added into
+    share 0's tensor on the union of the rows and noted so, and so stays the rule's row-sparse update (the same
+    values as the dense sum: the other rows are zero in every share).
+    """
+    totals: List[Statistics] = []
+    for layer in zip(*parts):
+        total: Statistics = {}
+        for k, first in layer[0].items():
+            acc = torch.promote_types(first.dtype, torch.float32)
+            rows = [nonzero_rows(part[k]) for part in layer]
+            if acc == first.dtype and first.dim() > 0 and all(r is not None for r in rows):
+                total[k] = _add_rows_into_first([part[k] for part in layer], rows)
+                continue
+            t = first.to(acc) + layer[1][k].to(acc) if len(layer) > 1 else first.to(acc, copy=True)
+            for part in layer[2:]:
+                t.add_(part[k].to(acc))
+            total[k] = t.to(first.dtype)
+        totals.append(total)
+    return totals
+
+
+def _add_rows_into_first(tensors: Sequence[Tensor], rows: Sequence[Tensor]) -> Tensor:
+    """``((t_0 + t_1) + t_2) + ...`` where each ``t_r`` is zero outside its ``rows[r]``: computed on the union of the
+    rows, written into ``t_0`` and noted on it (with the values)."""
+    first = tensors[0]
+    union = torch.unique(torch.cat(list(rows)))
+    values = first.index_select(0, union)
+    for t in tensors[1:]:
+        values.add_(t.index_select(0, union))
+    first.index_copy_(0, union, values)
+    note_nonzero_rows(first, union, values)
+    return first
+
+
+def _pack(stats: Sequence[Statistics]) -> Tuple[List[List[str]], Tensor]:
+    """Every layer's sums in one flat buffer (keys sorted; in at least float32), with the keys of each layer."""
     keys = [sorted(s) for s in stats]
     flat = [s[k].reshape(-1) for s, ks in zip(stats, keys) for k in ks]
     dtype = torch.promote_types(flat[0].dtype, torch.float32) if flat else torch.float32
-    buffer = idist.all_reduce(torch.cat([t.to(dtype) for t in flat]), op="SUM")
+    return keys, torch.cat([t.to(dtype) for t in flat]) if flat else torch.zeros(0)
+
+
+def _unpack(buffer: Tensor, stats: Sequence[Statistics], keys: Sequence[Sequence[str]], cast: bool
+            ) -> List[Statistics]:
+    """The inverse of :func:`_pack`: views of ``buffer`` in the shapes of ``stats`` (and their dtypes with ``cast``)."""
     out: List[Statistics] = []
     offset = 0
     for s, ks in zip(stats, keys):
         reduced: Statistics = {}
         for k in ks:
             n = s[k].numel()
-            reduced[k] = buffer[offset:offset + n].view_as(s[k]).to(s[k].dtype)
+            part = buffer[offset:offset + n].view_as(s[k])
+            reduced[k] = part.to(s[k].dtype) if cast else part
             offset += n
         out.append(reduced)
     return out

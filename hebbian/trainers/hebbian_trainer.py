@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from contextlib import nullcontext
+from functools import partial
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import ignite.distributed as idist
@@ -20,6 +21,7 @@ from hebbian.trainers.capture import LayerCapture, Use, use_statistics
 from hebbian.trainers.distributed import all_reduce_statistics, broadcast_parameters, check_replicas_in_sync
 from hebbian.trainers.events import HebbianEvents, register_hebbian_events
 from hebbian.trainers.modulation import broadcast, check_exploring, exploration, modulated
+from hebbian.trainers.shares import Shares, check_shares
 from hebbian.trainers.guard import DEFAULT_MAX_ABS_WEIGHT, NonFiniteGuard
 
 PrepareBatch = Callable[[Any, Optional[Union[str, torch.device]], bool], Tuple[Tensor, Optional[Tensor]]]
@@ -71,6 +73,7 @@ def hebbian_training_step(
     reduce: Callable[[Sequence[Statistics]], List[Statistics]] = all_reduce_statistics,
     stop_early: bool = True,
     output_layer: Optional[str] = None,
+    shares: Optional[int] = None,
 ) -> Callable[[Engine, Any], Dict[str, Tensor]]:
     """Factory of the per-batch Hebbian update, in the manner of ``ignite.engine.supervised_training_step``.
 
@@ -85,9 +88,19 @@ def hebbian_training_step(
     them while the statistics are computed (``output_layer``, the layer that computes the output, takes its own
     error).
 
+    ``shares`` = N >= 2 (``train.shares``): in one process, each batch's sums are computed as N data-parallel processes
+    compute them, a forward pass and the rules' sums per share (rows ``r::N``), added in rank order
+    (:class:`~hebbian.trainers.shares.Shares`), so that the run equals an N-process run bit for bit; in
+    a run of N processes, the processes add their sums in rank order (for N >= 3; two add ``a + b`` anyway). ``None``
+    or 1: the whole batch at once.
+
     Returns:
         ``update(engine, batch) -> {layer name: ΔW}``, also left in ``engine.state.hebbian_updates``.
     """
+    split = check_shares(shares, idist.get_world_size())
+    in_shares = Shares(split)
+    if shares is not None and shares > 1 and idist.get_world_size() > 1 and reduce is all_reduce_statistics:
+        reduce = partial(all_reduce_statistics, ordered=True)
     capture = LayerCapture(bindings)
     guard = guard or NonFiniteGuard(bindings)
     bound = {id(b.weight) for b in bindings}
@@ -112,15 +125,21 @@ def hebbian_training_step(
         if y is None and any(b.rule.info.needs_labels for b in active):
             raise ValueError("the batch has no labels, but a bound rule needs them (needs_labels=True)")
         third = modulated(active)  # three-factor rules: the whole forward pass, its output broadcast to them
-        with torch.no_grad():
-            with capture.record({b.name for b in active}, stop_early and not third) as records, exploration(third):
+
+        def statistics(x: Tensor, y: Optional[Tensor], share: int) -> List[Statistics]:
+            """The forward pass of ``x`` and the active layers' batch sums (of share ``share`` of ``split``)."""
+            with capture.record({b.name for b in active}, stop_early and not third) as records, \
+                    exploration(third, (share, split) if split > 1 else None):
                 output = model(x)
             missing = {b.name for b in active} - set(records)
             if missing:
                 raise RuntimeError(f"layers {sorted(missing)} did not run in the model's forward pass")
             with broadcast(third, output, y, output_layer) if third else nullcontext():
-                stats = reduce(layer_statistics(active, records, y))
-            updates = apply_updates(engine, active, stats, guard)
+                return layer_statistics(active, records, y)
+
+        with torch.no_grad():
+            stats = statistics(x, y, 0) if split == 1 else in_shares(model, x, y, statistics)
+            updates = apply_updates(engine, active, reduce(stats), guard)
         optimizer.step()
         guard.check_weights([guard.bindings.index(b) for b in active], engine.state.iteration)
         engine.state.hebbian_updates = updates
@@ -152,6 +171,10 @@ class HebbianTrainer(Engine):
         max_abs_weight: at each epoch's end, a bound Hebbian layer whose largest ``|w|`` exceeds this stops training
             with :class:`~hebbian.trainers.guard.ExplodingWeightsError` (a diverging rule whose weights are still
             finite); ``None``: no limit. Default 1e8.
+        shares: N >= 2: compute each batch's sums as N data-parallel processes do, per share and added in rank
+            order, so that one process equals an N-process run bit for bit (in an N-process run: add in rank order);
+            costs a forward pass and the rules' sums per share (README, Data-parallel training). ``None`` (default)
+            or 1: the whole batch at once.
 
     Events: :class:`~hebbian.trainers.events.HebbianEvents` (``LAYER_UPDATED``, ``GREEDY_LAYER_COMPLETED``).
     ``state_dict`` includes ``greedy_layer``, ``disabled_layers`` and ``layer_updates`` (a fresh run restarts the greedy
@@ -180,7 +203,9 @@ class HebbianTrainer(Engine):
         nan_check_every: int = 100,
         sync_check_every: int = 100,
         max_abs_weight: Optional[float] = DEFAULT_MAX_ABS_WEIGHT,
+        shares: Optional[int] = None,
     ) -> None:
+        self.shares = shares
         if max_abs_weight is not None and not (isinstance(max_abs_weight, (int, float)) and max_abs_weight > 0):
             raise ValueError(f"max_abs_weight must be a positive number or None, got {max_abs_weight!r}")
         self.max_abs_weight = max_abs_weight
@@ -220,7 +245,7 @@ class HebbianTrainer(Engine):
             output_layer = final_classifier(unwrap_model(self.model))
         return hebbian_training_step(
             self.model, self.bindings, self.optimizer, device, non_blocking, prepare_batch, self.guard,
-            output_layer=output_layer,
+            output_layer=output_layer, shares=self.shares,
         )
 
     def _check_rules(self, use_labels: bool) -> None:

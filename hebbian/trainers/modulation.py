@@ -10,7 +10,7 @@ the output and labels to every such rule within :func:`broadcast` while the stat
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, Tuple
 
 import ignite.distributed as idist
 from torch import Tensor
@@ -34,11 +34,12 @@ def check_exploring(bindings: Sequence[RuleBinding]) -> None:
                              "output), which needs an nn.Linear / nn.Conv module applying the weight in its forward")
 
 
-def perturbed(rule: Any, output: Tensor) -> Tensor:
+def perturbed(rule: Any, output: Tensor, share: Optional[Tuple[int, int]] = None) -> Tensor:
     """``rule.perturb(output)``; in a data-parallel run every process draws the noise of all ``R`` processes in turn
     and keeps its own (rank ``r``: the ``r``-th draw), so that the processes explore independently and their RNGs
-    stay in step (what one process checkpoints holds for all)."""
-    rank, world = idist.get_rank(), idist.get_world_size()
+    stay in step (what one process checkpoints holds for all). ``share = (r, R)``: draw as rank ``r`` of ``R`` does
+    (one process computing the batch in shares, ``train.shares``)."""
+    rank, world = share if share is not None else (idist.get_rank(), idist.get_world_size())
     if world == 1:
         return rule.perturb(output)
     mine = output
@@ -49,14 +50,15 @@ def perturbed(rule: Any, output: Tensor) -> Tensor:
 
 
 @contextmanager
-def exploration(bindings: Sequence[RuleBinding]) -> Iterator[None]:
+def exploration(bindings: Sequence[RuleBinding], share: Optional[Tuple[int, int]] = None) -> Iterator[None]:
     """Within the context, every layer whose rule explores returns its output plus the rule's noise from its forward
-    (:func:`perturbed`; the hook runs before the capture's, so the recorded output is the perturbed one)."""
+    (:func:`perturbed`, with ``share``; the hook runs before the capture's, so the recorded output is the perturbed
+    one)."""
     with ExitStack() as stack:
         for b in bindings:
             if getattr(b.rule, "explores", False):
-                handle = b.layer.register_forward_hook(lambda _m, _i, out, rule=b.rule: perturbed(rule, out),
-                                                       prepend=True)
+                handle = b.layer.register_forward_hook(
+                    lambda _m, _i, out, rule=b.rule: perturbed(rule, out, share), prepend=True)
                 stack.callback(handle.remove)
         yield
 
