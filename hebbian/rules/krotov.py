@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from hebbian.rules.base import LearningRule, Statistics, check_positive, max_abs
+from hebbian.rules.base import LearningRule, Statistics, check_choice, check_positive, max_abs
 from hebbian.rules.buffers import ReusableZeros, noted_rows, rows_written_since, written_rows
 from hebbian.rules.competition import rank_gates
 from hebbian.rules.layers import LayerView
@@ -79,6 +79,30 @@ def p_current(view: LayerView, x: Tensor, u: Tensor, p: float, cache: Optional[P
     return view.respond(x, cache(w, p) if cache is not None else p_weights(w, p))
 
 
+#: per-patch input normalisations of the Krotov rule (``patch_norm``)
+PATCH_NORMS = ("none", "unit", "centered")
+
+
+def patch_statistics(view: LayerView, x: Tensor, centered: bool) -> Tuple[Tensor, Optional[Tensor]]:
+    """``(1 / ||P||, mean)`` of every input patch ``P`` (a ``Linear`` input row or a conv patch), broadcastable
+    against ``u`` (``(S, 1)`` / ``(N, 1, *out)``); ``||P||`` of the centred patch ``P - mean(P)`` when ``centered``
+    (then ``mean`` is given, else ``None``). Patches whose (centred) norm is zero within rounding get ``0``: they
+    carry no direction and are left out of the update.
+    """
+    d = view.fan_in
+    if view.is_conv:
+        ones = x.new_ones((1,) + tuple(view.weight.shape[1:]))
+        total, squares = view.respond(x, ones), view.respond(x * x, ones)
+    else:
+        total, squares = x.sum(dim=1, keepdim=True), (x * x).sum(dim=1, keepdim=True)
+    mean = total / d if centered else None
+    norm2 = squares - total * mean if centered else squares
+    # a constant patch has centred norm 0, which float rounding turns into noise of about eps * d * sum(P^2)
+    floor = torch.finfo(x.dtype).eps * 4 * d * squares if centered else torch.zeros_like(squares)
+    inv = torch.where(norm2 > floor, norm2.clamp_min(torch.finfo(x.dtype).tiny).rsqrt(), torch.zeros_like(norm2))
+    return inv, mean
+
+
 @register_rule(
     "krotov",
     description="Krotov-Hopfield: top-1 unit learns, rank-k unit unlearns (-delta); p-norm sphere; max-abs step.",
@@ -97,11 +121,22 @@ class Krotov(LearningRule):
     So the largest element change per batch equals the learning rate (``eps_t``, usually linearly annealed with a
     ``LambdaLR``). Units that win regularly converge to the unit p-sphere :math:`\\sum_i |w_{ki}|^p = 1`.
 
+    With ``patch_norm`` every patch (conv) or input row (``Linear``) is normalised before it enters the rule:
+    ``"unit"`` :math:`\\hat P = P / \\|P\\|`, ``"centered"`` :math:`\\hat P = (P - \\bar P) / \\|P - \\bar P\\|`
+    (:math:`\\bar P` the mean of the patch's values), and :math:`P, I` above become :math:`\\hat P` and its current
+    :math:`\\hat I_{n,k,p} = \\sum_i \\mathrm{sign}(w_{ki})|w_{ki}|^{p-1} \\hat P_{n,p,i}`; patches of (centred) norm 0
+    are left out. Grinberg, Hopfield & Krotov (2019, arXiv:1908.08993) train convolutional filters with this rule on
+    normalised patches ("patch normalization"). Computed without patches: a per-position scaling of the gates
+    (:math:`\\sum g \\hat P = \\sum (g / \\|P\\|) P - \\sum (g \\bar P / \\|P\\|)\\,\\mathbf 1`) and of the current
+    (:math:`\\hat I = (I - \\bar P \\sum_i \\tilde w_{ki}) / \\|P - \\bar P\\|`), from two convolutions with a kernel of
+    ones; for ungrouped layers.
+
     Args:
         p: Lebesgue exponent of the metric (>= 1). S-PH default 2; MNIST 3, CIFAR-10 5.
         k: rank of the anti-Hebbian unit (>= 2; at most the number of units).
         delta: anti-Hebbian strength (>= 0).
         prec: floor of the normaliser (> 0).
+        patch_norm: ``"none"`` (default; the published MNIST rule), ``"unit"`` or ``"centered"`` (see above).
 
     Shapes: ``x (S, D)`` / ``(N, C, H, W)``, ``u (S, M)`` / ``(N, M, OH, OW)``; returns the weight's shape.
     For ``Linear`` layers the two non-zeros of ``g`` per sample are scattered with ``index_add`` (``O(S D)``),
@@ -112,7 +147,8 @@ class Krotov(LearningRule):
     :class:`~hebbian.models.PMetricLinear` layer of the same p the layer's output already is the current.
     """
 
-    def __init__(self, p: float = 2.0, k: int = 2, delta: float = 0.4, prec: float = 1e-30) -> None:
+    def __init__(self, p: float = 2.0, k: int = 2, delta: float = 0.4, prec: float = 1e-30,
+                 patch_norm: str = "none") -> None:
         self.p = check_positive("p", p)
         if self.p < 1:
             raise ValueError(f"p must be >= 1, got {p!r}")
@@ -121,6 +157,7 @@ class Krotov(LearningRule):
         self.k = k
         self.delta = check_positive("delta", delta, strict=False)
         self.prec = check_positive("prec", prec)
+        self.patch_norm = check_choice("patch_norm", patch_norm, PATCH_NORMS)
         self._p_weights = PWeightCache()
         self._delta = ReusableZeros()
 
@@ -129,14 +166,35 @@ class Krotov(LearningRule):
         if view.units_per_group < self.k:
             raise ValueError(f"k={self.k} needs at least k competing units, got {view.units_per_group} "
                              f"(units per competition group)")
+        if self.patch_norm != "none" and view.geometry.groups > 1:
+            raise ValueError(f"patch_norm={self.patch_norm!r} needs an ungrouped layer, got groups="
+                             f"{view.geometry.groups}")
         return view
 
     def statistics(self, view: LayerView, x: Tensor, u: Tensor, labels: Optional[Tensor] = None) -> Statistics:
         current = p_current(view, x, u, self.p, self._p_weights)
+        if self.patch_norm != "none":
+            return {"delta": self._normalised_patches(view, x, current)}
         if view.is_conv or view.groups > 1:
             g = view.per_group(rank_gates, current, k=self.k, delta=self.delta)
             return {"delta": view.correlate(x, g) - view.per_neuron(view.neuron_sum(g * current)) * view.weight}
         return {"delta": self._sparse_linear(view, x, current)}
+
+    def _normalised_patches(self, view: LayerView, x: Tensor, current: Tensor) -> Tensor:
+        """:math:`\\sum g \\hat P - (\\sum g \\hat I) w` on normalised patches (``patch_norm``), from the raw ``x``
+        and current ``I``."""
+        centered = self.patch_norm == "centered"
+        inv, mean = patch_statistics(view, x, centered)
+        if centered:
+            sums = self._p_weights(view.weight, self.p).reshape(view.num_neurons, -1).sum(dim=1)  # sum_i w~_ki
+            current = current - mean * sums.reshape((1, -1) + (1,) * (current.dim() - 2))
+        current = current * inv  # the current of the normalised patch
+        g = view.per_group(rank_gates, current, k=self.k, delta=self.delta)
+        scaled = g * inv
+        delta = view.correlate(x, scaled) - view.per_neuron(view.neuron_sum(g * current)) * view.weight
+        if centered:
+            delta -= view.per_neuron(view.neuron_sum(scaled * mean))
+        return delta
 
     def _sparse_linear(self, view: LayerView, x: Tensor, current: Tensor) -> Tensor:
         top = current.topk(self.k, dim=1)
