@@ -1,0 +1,125 @@
+"""Sphinx configuration of the hebbian documentation: the Markdown pages through MyST, the API reference from the
+docstrings (autodoc + napoleon for their Google style), and the lessons, executed by sphinx-gallery from
+examples/lessons/. Build: ``sphinx-build -W -b html docs docs/_build/html``.
+
+Environment: ``HEBBIAN_DOCS_GALLERY=0`` builds the lesson pages without executing them (CI executes every lesson as
+a test instead, tests/docs/test_lessons.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))  # this checkout's hebbian, also where an editable install points elsewhere
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # lessons are sized for one core
+
+import hebbian  # noqa: E402
+
+project = "hebbian"
+author = "the hebbian authors"
+copyright = "2026, the hebbian authors"
+release = version = hebbian.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.intersphinx",
+    "sphinx_gallery.gen_gallery",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "results.template.md", "benchmarks", "lessons/*.ipynb", "lessons/*.py",
+                    "lessons/*.md5", "lessons/*.zip", "Thumbs.db", ".DS_Store"]
+suppress_warnings = ["config.cache"]  # sphinx-gallery's settings hold functions: no pickled config cache
+
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+} if os.environ.get("HEBBIAN_DOCS_INTERSPHINX") else {}
+
+html_theme = "furo"
+html_title = f"hebbian {release}"
+html_static_path: list = []
+
+_execute = os.environ.get("HEBBIAN_DOCS_GALLERY", "1") != "0"
+
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples" / "lessons"),
+    "gallery_dirs": "lessons",
+    "filename_pattern": r"/lesson_",
+    "ignore_pattern": r"(__init__|_helpers)\.py$",
+    "plot_gallery": "True" if _execute else "False",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "min_reported_time": 1,
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+}
+
+
+def _write_cli_usage(app) -> None:
+    """docs/_generated/cli_usage.txt: ``hebbian --help`` and every sub-command's ``--help``, from the parser itself."""
+    import argparse
+
+    from hebbian.cli.main import build_parser
+
+    parser = build_parser()
+    parser.prog = "hebbian"
+    out = [parser.format_help()]
+    for action in parser._subparsers._group_actions:  # the sub-commands, in the order --help lists them
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                sub.prog = f"hebbian {name}"
+                out.append(f"\n{'=' * 100}\n\n{sub.format_help()}")
+    target = DOCS / "_generated" / "cli_usage.txt"
+    target.parent.mkdir(exist_ok=True)
+    text = "".join(out)
+    if not target.is_file() or target.read_text() != text:  # unchanged: keep the file, no rebuild of its page
+        target.write_text(text)
+
+
+def _repository_links(app, env, node, contnode):
+    """Links of the Markdown pages to files of the repository outside docs/ (they are written for GitHub): the README
+    is the site's front page; any other existing file or folder is shown as its path, since the site does not hold
+    it. Anything else stays a missing reference (a warning, so -W fails)."""
+    from docutils import nodes
+
+    if node.get("reftype") != "myst":
+        return None
+    target = node.get("reftarget", "")
+    source = Path(env.doc2path(node.get("refdoc", env.docname))).parent
+    path = (source / target).resolve()
+    if path in (ROOT / "README.md", ROOT / "README"):
+        uri = app.builder.get_relative_uri(node.get("refdoc", env.docname), "index")
+        return nodes.reference("", "", contnode, internal=True, refuri=uri)
+    if path.exists() and ROOT in path.parents and DOCS not in path.parents:
+        return nodes.literal(text=str(path.relative_to(ROOT)))
+    return None
+
+
+def setup(app) -> None:
+    app.connect("builder-inited", _write_cli_usage)
+    app.connect("missing-reference", _repository_links)
