@@ -149,7 +149,8 @@ BAD = [
      ["logistic.json", "'overrides'"]),
     ("template-missing", nothing, TEMPLATE, ["--template", "t.md", "No such file"]),
     ("template-binary", write("t.md", b"\xff\xfe\x00\x01"), TEMPLATE, ["--template", "t.md", "utf-8"]),
-    ("template-folder", nothing, ["results", "{run}", "--template", "{run}/checkpoints"], ["--template", "checkpoints"]),
+    ("template-folder", nothing, ["results", "{run}", "--template", "{run}/checkpoints"],
+     ["--template", "checkpoints"]),
     ("out-is-a-folder", nothing, RENDER + ["--out", "{run}/checkpoints"], ["--out", "checkpoints", "folder"]),
     ("out-folder-missing", nothing, RENDER + ["--out", "{run}/no/such/x.md"], ["--out", "x.md"]),
     ("out-is-the-template", write("t.md", "<!-- runs: run -->\n"), TEMPLATE + ["--out", "{run}/t.md"],
@@ -159,8 +160,9 @@ BAD = [
      ["line 1", "'/etc/passwd'", "outside the project"]),
     ("include-dot-dot", write("t.md", "<!-- include: ../../../../../../../../etc/passwd -->\n"), TEMPLATE,
      ["'../../../../../../../../etc/passwd'", "outside the project"]),
-    ("include-link-out", lambda r: (write("t.md", "<!-- include: l.md -->\n")(r), os.symlink("/etc/passwd", r / "l.md")),
-     TEMPLATE, ["'l.md'", "'/etc/passwd' is outside the project"]),
+    ("include-link-out",
+     lambda r: (write("t.md", "<!-- include: l.md -->\n")(r), os.symlink("/etc/passwd", r / "l.md")), TEMPLATE,
+     ["'l.md'", "'/etc/passwd' is outside the project"]),
     ("include-binary", lambda r: (write("t.md", "<!-- include: b.md -->\n")(r), write("b.md", b"\xff\xfe")(r)),
      TEMPLATE, ["line 1", "b.md", "utf-8"]),
 ]
@@ -220,7 +222,7 @@ def test_documented_successes(run, capsys, tmp_path):
     replaces the one generated before, non-finite values rendered as what they are."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "t.md").write_text(f"<!-- include: ../run/table.md -->\n<!-- runs: run -->\n<!-- curve: run logistic -->\n")
+    (docs / "t.md").write_text("<!-- include: ../run/table.md -->\n<!-- runs: run -->\n<!-- curve: run logistic -->\n")
     (run / "table.md").write_text("| generated |\n")
     metrics = json.loads((run / "metrics.json").read_text())
     metrics.update(probe_test_accuracy=float("nan"), dead_units=float("nan"), train_seconds=float("inf"))

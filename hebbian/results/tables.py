@@ -45,7 +45,8 @@ def command_note(record: RunRecord) -> str:
 
     def one(made: Mapping[str, Any]) -> str:
         machine = made.get("machine")
-        return f"`{made.get('command', '(no provenance.json)')}`" + (f" ({describe_machine(machine)})" if machine else "")
+        command = f"`{made.get('command', '(no provenance.json)')}`"
+        return command + (f" ({describe_machine(machine)})" if machine else "")
 
     resumes = [r for r in record.provenance.get("resumes") or [] if isinstance(r, Mapping)]
     return one(record.provenance) + "".join(
