@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import ignite.distributed as idist
 import torch
 from torch import Tensor
 
 from hebbian.rules.base import Statistics
-from hebbian.rules.buffers import nonzero_rows, note_nonzero_rows
+from hebbian.rules.buffers import nonzero_rows, note_nonzero_rows, noted_rows
 
 
 def all_reduce_statistics(stats: Sequence[Statistics], ordered: bool = False) -> List[Statistics]:
@@ -39,41 +39,75 @@ def all_reduce_statistics(stats: Sequence[Statistics], ordered: bool = False) ->
     return _unpack(idist.all_reduce(flat, op="SUM"), stats, keys, cast=True)
 
 
-def add_in_rank_order(parts: Sequence[Sequence[Statistics]]) -> List[Statistics]:
+class RowSparse(NamedTuple):
+    """A share's sum that is zero outside ``rows`` (1-d, unique): its ``values`` there, ``(len(rows), ...)``, and the
+    whole tensor's ``shape`` (:func:`compact`)."""
+
+    rows: Tensor
+    values: Tensor
+    shape: torch.Size
+
+    def dense(self) -> Tensor:
+        return self.values.new_zeros(self.shape).index_copy_(0, self.rows, self.values)
+
+
+def compact(stats: Sequence[Statistics]) -> List[Dict[str, Union[Tensor, RowSparse]]]:
+    """``stats`` with every tensor that notes the only rows it wrote (:func:`~hebbian.rules.buffers.note_nonzero_rows`:
+    Krotov's fully connected update) replaced by its :class:`RowSparse` rows, so that the rule may reuse the tensor's
+    memory for the next share's sums (:class:`~hebbian.rules.buffers.ReusableZeros`) while these are kept."""
+    out = []
+    for s in stats:
+        layer: Dict[str, Union[Tensor, RowSparse]] = {}
+        for k, t in s.items():
+            rows = nonzero_rows(t) if t.dim() > 0 else None
+            layer[k] = t if rows is None else RowSparse(rows, noted_rows(t, rows), t.shape)
+        out.append(layer)
+    return out
+
+
+def add_in_rank_order(parts: Sequence[Sequence[Mapping[str, Union[Tensor, RowSparse]]]]) -> List[Statistics]:
     """The statistics of R shares of a batch (``parts[r]``: share r's, one dict per layer) added as R data-parallel
     processes add them in rank order: ``((s_0 + s_1) + s_2) + ...`` per tensor, in at least float32 (the
     all-reduce's buffer), returned in each sum's own dtype.
 
-    New tensors, the parts left as they were; except a row-sparse sum (every share's tensor notes the only rows it
-    wrote, :func:`~hebbian.rules.buffers.note_nonzero_rows`: Krotov's fully connected update), which is added into
-    share 0's tensor on the union of the rows and noted so, and so stays the rule's row-sparse update (the same
-    values as the dense sum: the other rows are zero in every share).
+    New tensors, the parts left as they were; except a row-sparse sum (share 0's tensor notes the only rows it wrote,
+    :func:`~hebbian.rules.buffers.note_nonzero_rows`, and the other shares' are noted too or :class:`RowSparse`:
+    Krotov's fully connected update), which is added into share 0's tensor on the union of the rows and noted so, and
+    so stays the rule's row-sparse update: the same values as the dense sum, whose other rows are zero in every share.
     """
     totals: List[Statistics] = []
     for layer in zip(*parts):
         total: Statistics = {}
         for k, first in layer[0].items():
+            assert isinstance(first, Tensor), "share 0's sums are tensors"
             acc = torch.promote_types(first.dtype, torch.float32)
-            rows = [nonzero_rows(part[k]) for part in layer]
-            if acc == first.dtype and first.dim() > 0 and all(r is not None for r in rows):
-                total[k] = _add_rows_into_first([part[k] for part in layer], rows)
+            sparse = [_row_sparse(part[k]) for part in layer]
+            if acc == first.dtype and all(r is not None for r in sparse):
+                total[k] = _add_rows_into_first(first, sparse)  # type: ignore[arg-type]
                 continue
-            t = first.to(acc) + layer[1][k].to(acc) if len(layer) > 1 else first.to(acc, copy=True)
-            for part in layer[2:]:
-                t.add_(part[k].to(acc))
+            dense = [t.dense() if isinstance(t, RowSparse) else t for t in (part[k] for part in layer)]
+            t = dense[0].to(acc) + dense[1].to(acc) if len(dense) > 1 else dense[0].to(acc, copy=True)
+            for other in dense[2:]:
+                t.add_(other.to(acc))
             total[k] = t.to(first.dtype)
         totals.append(total)
     return totals
 
 
-def _add_rows_into_first(tensors: Sequence[Tensor], rows: Sequence[Tensor]) -> Tensor:
-    """``((t_0 + t_1) + t_2) + ...`` where each ``t_r`` is zero outside its ``rows[r]``: computed on the union of the
-    rows, written into ``t_0`` and noted on it (with the values)."""
-    first = tensors[0]
-    union = torch.unique(torch.cat(list(rows)))
+def _row_sparse(t: Union[Tensor, RowSparse]) -> Optional[RowSparse]:
+    if isinstance(t, RowSparse):
+        return t
+    rows = nonzero_rows(t) if t.dim() > 0 else None
+    return None if rows is None else RowSparse(rows, noted_rows(t, rows), t.shape)
+
+
+def _add_rows_into_first(first: Tensor, parts: Sequence[RowSparse]) -> Tensor:
+    """``((t_0 + t_1) + t_2) + ...`` of tensors zero outside their rows, ``t_0`` being ``first``: on the union of the
+    rows (each share's values added where its rows lie in it), written into ``first`` and noted on it."""
+    union = torch.unique(torch.cat([p.rows for p in parts]))
     values = first.index_select(0, union)
-    for t in tensors[1:]:
-        values.add_(t.index_select(0, union))
+    for p in parts[1:]:
+        values.index_add_(0, torch.searchsorted(union, p.rows), p.values)
     first.index_copy_(0, union, values)
     note_nonzero_rows(first, union, values)
     return first

@@ -17,13 +17,13 @@ training forward read buffers it also updates would see process 0's in every sha
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from hebbian.rules.base import Statistics
-from hebbian.trainers.distributed import add_in_rank_order
+from hebbian.trainers.distributed import add_in_rank_order, compact
 
 
 def check_shares(shares: Optional[int], world: int) -> int:
@@ -82,14 +82,16 @@ class Shares:
         start = _rng_state(x)
         if self._streams is None:  # the processes' RNGs in step at the first step
             self._streams = [start] * (n - 1)
-        parts: List[Optional[List[Statistics]]] = [None] * n
+        parts: List[Any] = [None] * n
         for r in [*range(1, n), 0]:  # process 0's share last: its RNG and buffers are what the step leaves
             _set_rng_state(x, start if r == 0 else self._streams[r - 1])
-            parts[r] = statistics(x[r::n], None if y is None else y[r::n], r)
+            sums = statistics(x[r::n], None if y is None else y[r::n], r)
+            parts[r] = sums if r == 0 else compact(sums)  # (a rule may reuse a row-sparse sum's memory for the next)
+            del sums
             if r != 0:
                 self._streams[r - 1] = _rng_state(x)
                 _restore(model, saved)
-        return add_in_rank_order(parts)  # type: ignore[arg-type]
+        return add_in_rank_order(parts)
 
 
 RNGState = Tuple[Tensor, Optional[Tensor]]

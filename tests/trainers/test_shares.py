@@ -19,7 +19,7 @@ from hebbian.optim import Local
 from hebbian.rules import Krotov, Oja, RewardModulated
 from hebbian.rules.layers import LayerView
 from hebbian.trainers import HebbianTrainer
-from hebbian.trainers.distributed import add_in_rank_order
+from hebbian.trainers.distributed import RowSparse, add_in_rank_order, compact
 from hebbian.trainers.modulation import perturbed
 
 
@@ -75,9 +75,19 @@ def test_a_row_sparse_sum_is_added_on_the_union_of_the_rows_and_noted():
         note_nonzero_rows(t, rows)
         tensors.append(t)
     dense = (tensors[0].clone() + tensors[1]) + tensors[2]
-    total = add_in_rank_order([[{"delta": t}] for t in tensors])[0]["delta"]
-    assert torch.equal(total, dense)
-    assert total is tensors[0] and nonzero_rows(total).tolist() == [0, 3, 5, 7]
+    first = tensors[0].clone()
+    note_nonzero_rows(first, written[0])
+    # the other shares as noted tensors, or compacted to their rows (as the trainer keeps them)
+    for others in ([[{"delta": t}] for t in tensors[1:]], [compact([{"delta": t}]) for t in tensors[1:]]):
+        start = first.clone()
+        note_nonzero_rows(start, written[0])
+        total = add_in_rank_order([[{"delta": start}], *others])[0]["delta"]
+        assert torch.equal(total, dense)
+        assert total is start and nonzero_rows(total).tolist() == [0, 3, 5, 7]
+    assert isinstance(compact([{"delta": tensors[1]}])[0]["delta"], RowSparse)
+    # without a note on share 0's tensor: the dense sum, a new tensor
+    total = add_in_rank_order([[{"delta": tensors[0].clone()}], *[compact([{"delta": t}]) for t in tensors[1:]]])
+    assert torch.equal(total[0]["delta"], dense)
 
 
 def test_none_and_one_share_are_the_whole_batch_path():
