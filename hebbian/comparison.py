@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import statistics
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -97,6 +98,23 @@ def method_configs(base: Config, methods: Sequence[str], overrides: Sequence[Tup
     return configs
 
 
+def check_comparison_folder(out: Path) -> None:
+    """A comparison writes into a new or empty folder, or over an earlier comparison of hebbian's (its methods'
+    folders are then refused unless ``overwrite``), never into a folder of someone else's files.
+
+    Raises:
+        UsageError: ``out`` holds files that are not a hebbian comparison (naming a few).
+    """
+    from hebbian.runs import RunFolder
+
+    out = Path(out)
+    if not out.is_dir() or not any(out.iterdir()) or RunFolder(out).is_hebbian_run():
+        return
+    names = sorted(p.name for p in out.iterdir())
+    raise UsageError(f"{str(out)!r} holds files that are not a hebbian comparison ({', '.join(names[:4])}"
+                     f"{', ...' if len(names) > 4 else ''}); choose another --out")
+
+
 @dataclass
 class Comparison:
     """What :func:`compare` produced: per-seed rows, the per-method summary and the files written."""
@@ -120,14 +138,19 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
         echo: called with one progress line per finished run.
         overwrite: replace the runs that ``out/<method>/seed<s>`` already hold (else such a folder is refused).
     """
-    from hebbian.config import save
+    from hebbian.config import dump
     from hebbian.experiment import load_data, progress_bars
     from hebbian.provenance import provenance
-    from hebbian.runs import prepare_run_dir, run, write_atomic
+    from hebbian.runs import RunFolder, prepare_run_dir, run, write_atomic
 
     configs = method_configs(base, methods, overrides)
+    seeds = seeds_of(base)
+    first = load_data(base, seeds[0])  # bad data is refused before anything is written
+    check_comparison_folder(out)
     out = prepare_run_dir(out)
-    save({**base, "out": None}, out / "config.yaml")  # not pinned: `hebbian compare OUT/config.yaml` starts anew
+    config_text = dump({**base, "out": None})  # not pinned: `hebbian compare OUT/config.yaml` starts anew
+    RunFolder(out).write_marker(uuid.uuid4().hex, config_text)
+    write_atomic(out / "config.yaml", config_text)
     write_atomic(out / "provenance.json", json.dumps(provenance(base.get("device")), indent=2) + "\n")
     if any(cfg["log"]["tensorboard"] for cfg in configs.values()):
         declare_hparams(configs, out)
@@ -135,8 +158,8 @@ def compare(base: Config, methods: Sequence[str], out: Path, overrides: Sequence
     weights: Dict[str, torch.Tensor] = {}
     input_shape: Sequence[int] = ()
     total, done = len(configs), 0
-    for seed in seeds_of(base):
-        shared = load_data(base, seed)
+    for seed in seeds:
+        shared = first if seed == seeds[0] else load_data(base, seed)
         input_shape = shared.input_shape
         for method in methods:
             cfg = configs[(method, seed)]

@@ -266,3 +266,21 @@ def test_histogram_handlers_tolerate_extreme_finite_weights(tmp_path):
     logger.attach(engine, UnitConvergenceHandler(layer), Events.EPOCH_COMPLETED)
     engine.run([0], max_epochs=1)  # Σ w² overflows float32 to Inf: the histogram must not be refused as empty
     logger.close()
+
+
+# ---------------------------------------------------------------------- a comparison's own folder
+def test_a_comparison_never_writes_into_a_folder_of_someone_elses_files(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.yaml").write_text("my own config\n")
+    err = one_line_error(capsys, ["compare", "--rules", "krotov", "--seeds", "1", "--out", str(out), *FAST])
+    assert "not a hebbian comparison" in err and "config.yaml" in err
+    assert (out / "config.yaml").read_text() == "my own config\n" and sorted(p.name for p in out.iterdir()) == \
+        ["config.yaml"]
+
+
+def test_a_comparison_refused_for_its_data_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(capsys, ["compare", "--rules", "krotov", "--seeds", "1", "--dataset", "mnist",
+                            "--data-root", str(tmp_path / "nothing"), *FAST])
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

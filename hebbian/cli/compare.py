@@ -19,8 +19,17 @@ def compare(args: argparse.Namespace) -> int:
     overrides = flag_overrides(args)
     base = resolve_config(args.config, overrides)
     methods = check_methods(args.rules or base["compare"]["rules"] or [base["rule"]["name"]])
-    result = run_comparison(base, methods, default_run_dir(base, stem=f"compare-{base['data']['name']}"), overrides,
-                            echo=lambda line: print(line, flush=True), overwrite=args.overwrite)
+    out = default_run_dir(base, stem=f"compare-{base['data']['name']}")  # a new, empty folder unless --out
+    try:
+        result = run_comparison(base, methods, out, overrides, echo=lambda line: print(line, flush=True),
+                                overwrite=args.overwrite)
+    except BaseException:
+        if base["out"] is None:  # refused before anything was written: leave no empty folder behind
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
     print()
     print(result.markdown, end="")
     files = ", ".join(p.name for p in result.files.values())

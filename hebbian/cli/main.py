@@ -84,7 +84,7 @@ def _method_list(text: str) -> List[str]:
     return methods
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -135,14 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 "probe.*, log.*, checkpoint.*, device, data.root (comma-separated, repeatable)")
     run_group.add_argument("--overwrite", action="store_true",
                            help="replace the run that --out already holds (its files are deleted first)")
-    run_group.add_argument("--nproc", type=_positive_int, default=None, metavar="N",
+    run_group.add_argument("--nproc", type=positive_int, default=None, metavar="N",
                            help="data-parallel training in N processes on this machine (gloo on the CPU, nccl on "
                                 "GPUs), each on its share of every batch. The shares' batch sums are added in another "
                                 "order than one process adds them, so each update equals one process's to float "
                                 "rounding; where a rule picks by rank (krotov's winner and rank-k unit, "
                                 "competitive_oja's hard WTA, softhebb's winner, swta's kwta), threshold (foldiak) or "
                                 "sign (ghl), a tie within that rounding gives another update, and from there on the "
-                                "runs part (README, Data-parallel training). Under torchrun, leave it out")
+                                "runs part (README, Data-parallel training). For the same bits in one process, train "
+                                "it with --set train.shares=N (a forward pass and the rules' sums per share, added "
+                                "in rank order; costs more time, README), and with N >= 3 set it in this run too "
+                                "(the processes then add in rank order). Under torchrun, leave it out")
     run_group.add_argument("--force", action="store_true",
                            help="with --nproc: start more processes than this machine has cores")
     _add_run_flags(p, rule_flag=True)

@@ -18,6 +18,7 @@ from hebbian.results.probing import probe_checkpoints
 from hebbian.results.records import ResultsError, read_run
 from hebbian.results.tables import runs_table
 from hebbian.results.template import render
+from hebbian.cli.main import positive_int
 
 PROG = "python -m hebbian.results"
 
@@ -34,16 +35,6 @@ def _parse_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def _epoch_list(text: str) -> List[int]:
@@ -114,7 +105,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("probe", help="run a probe protocol on a run's checkpoints (RUN/probes/PROTOCOL.json)")
     p.add_argument("run")
     p.add_argument("--probe", required=True, help="probe protocol (hebbian.probes.list_probes())")
-    p.add_argument("--every", type=_positive_int, default=None, help="only epochs divisible by this (and the last)")
+    p.add_argument("--every", type=positive_int, default=None, help="only epochs divisible by this (and the last)")
     p.add_argument("--epochs", type=_epoch_list, default=None, help="only these epochs, comma-separated")
     p.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="probe parameter (JSON value), repeatable")

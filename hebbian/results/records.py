@@ -57,7 +57,9 @@ def member_name(path: Path) -> Optional[str]:
 def comparison_runs(folder: Path) -> List[Path]:
     """The run folders ``<method>/seed<s>`` of a ``hebbian compare`` folder, in the order of its ``results.csv``
     (else of the methods' names), seeds in order; ``[]`` for a folder that is not a comparison."""
-    found = [p.parent for p in folder.glob("*/seed*/config.yaml") if SEED_FOLDER.fullmatch(p.parent.name)]
+    from hebbian.runs.load import runs_inside
+
+    found = runs_inside(folder)
     order: Dict[str, int] = {}
     csv_path = folder / "results.csv"
     if csv_path.is_file():

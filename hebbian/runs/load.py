@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 
@@ -10,12 +11,10 @@ from hebbian.experiment import Experiment
 
 
 def runs_inside(folder: Path) -> List[Path]:
-    """The run folders below ``folder`` (a comparison's ``<method>/seed<s>/``): folders with a ``config.yaml`` and a
-    checkpoint, sorted."""
-    from hebbian.trainers.checkpoint import latest_checkpoint
-
-    found = [cfg.parent for cfg in folder.glob("*/*/config.yaml")] + [cfg.parent for cfg in folder.glob("*/config.yaml")]
-    return sorted(p for p in set(found) if (p / "checkpoints").is_dir() and latest_checkpoint(p / "checkpoints"))
+    """The run folders of a ``hebbian compare`` folder: ``<method>/seed<s>/`` holding a ``config.yaml``, sorted by
+    method and seed (``[]`` for any other folder)."""
+    found = [cfg.parent for cfg in Path(folder).glob("*/seed*/config.yaml") if re.fullmatch(r"seed\d+", cfg.parent.name)]
+    return sorted(found, key=lambda p: (p.parent.name, int(p.name[4:])))
 
 
 def find_run(path: Union[str, Path]) -> Tuple[Path, Path]:
