@@ -30,6 +30,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "nbmake>=1.5", "nbformat>=5.9", "jupytext>=1.16", "ipykernel>=6.0"],
+        # the documentation site: sphinx-build -W -b html docs docs/_build/html
+        "docs": ["sphinx>=7.2", "myst-parser>=2.0", "sphinx-gallery>=0.15", "furo>=2024.1", "pillow>=9.0"],
     },
     entry_points={"console_scripts": ["hebbian=hebbian.cli:main"]},
     classifiers=[

@@ -36,7 +36,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "results.template.md", "benchmarks", "lessons/*.ipynb", "lessons/*.py",
+exclude_patterns = ["_build", "results.template.md", "lessons/*.ipynb", "lessons/*.py",
                     "lessons/*.md5", "lessons/*.zip", "Thumbs.db", ".DS_Store"]
 suppress_warnings = ["config.cache"]  # sphinx-gallery's settings hold functions: no pickled config cache
 
@@ -101,25 +101,51 @@ def _write_cli_usage(app) -> None:
         target.write_text(text)
 
 
-def _repository_links(app, env, node, contnode):
-    """Links of the Markdown pages to files of the repository outside docs/ (they are written for GitHub): the README
-    is the site's front page; any other existing file or folder is shown as its path, since the site does not hold
-    it. Anything else stays a missing reference (a warning, so -W fails)."""
-    from docutils import nodes
+from sphinx.transforms.post_transforms import SphinxPostTransform  # noqa: E402
 
-    if node.get("reftype") != "myst":
-        return None
-    target = node.get("reftarget", "")
-    source = Path(env.doc2path(node.get("refdoc", env.docname))).parent
-    path = (source / target).resolve()
-    if path in (ROOT / "README.md", ROOT / "README"):
-        uri = app.builder.get_relative_uri(node.get("refdoc", env.docname), "index")
-        return nodes.reference("", "", contnode, internal=True, refuri=uri)
-    if path.exists() and ROOT in path.parents and DOCS not in path.parents:
-        return nodes.literal(text=str(path.relative_to(ROOT)))
-    return None
+
+class RepositoryLinks(SphinxPostTransform):
+    """Links of the Markdown pages to files of the repository outside docs/ (the pages are written for GitHub),
+    resolved before MyST's resolver (priority 9) sees them: the README is the site's front page (``index``); any
+    other existing file or folder is shown as its path in code font, since the site does not hold it. A link to
+    nothing that exists stays for MyST to report (a warning, so ``-W`` fails)."""
+
+    default_priority = 8
+
+    def run(self, **kwargs) -> None:
+        from docutils import nodes
+        from sphinx import addnodes
+
+        for node in list(self.document.findall(addnodes.pending_xref)):
+            if node.get("reftype") != "myst":
+                continue
+            refdoc = node.get("refdoc", self.env.docname)
+            target = node.get("reftarget", "")
+            if node.get("refdomain") == "doc":  # MyST made it a document name, relative to docs/ or absolute
+                path = Path(target) if Path(target).is_absolute() else DOCS / target
+                candidates = [path.with_suffix(".md"), path]
+            else:
+                path = (Path(self.env.doc2path(refdoc)).parent / target).resolve()
+                candidates = [path]
+            if target in self.env.all_docs:
+                continue
+            if any(c.resolve() == ROOT / "README.md" for c in candidates):
+                uri = self.app.builder.get_relative_uri(refdoc, "index")
+                node.replace_self(nodes.reference("", "", *node.children, internal=True, refuri=uri))
+                continue
+            found = next((c.resolve() for c in candidates if c.exists()), None)
+            if found is not None and ROOT in found.parents and DOCS not in found.parents:
+                node.replace_self(nodes.literal(text=str(found.relative_to(ROOT))))
+
+
+def _title_benchmark_pages(app, docname: str, source: list) -> None:
+    """The generated benchmark reports (docs/benchmarks/*.md, written by ``python -m benchmarks``) start with their
+    command, not a title: give their page one from the file name."""
+    if docname.startswith("benchmarks/") and not source[0].lstrip().startswith("#"):
+        source[0] = f"# Benchmark: {docname.split('/', 1)[1].replace('_', ' ')}\n\n" + source[0]
 
 
 def setup(app) -> None:
+    app.connect("source-read", _title_benchmark_pages)
     app.connect("builder-inited", _write_cli_usage)
-    app.connect("missing-reference", _repository_links)
+    app.add_post_transform(RepositoryLinks)
