@@ -17,6 +17,7 @@ training forward read buffers it also updates would see process 0's in every sha
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -55,14 +56,34 @@ class Shares:
     """Computes each batch's statistics as ``shares`` data-parallel processes do and adds them in rank order.
 
     Holds the torch RNG state of each emulated process ``r >= 1`` from step to step: N processes draw from RNGs that
-    start in step (the run's seed) but part as soon as their shares differ in size (17 rows split 9/8: a dropout mask
-    or exploration draw of 9 rows takes more random numbers than one of 8). Process 0's RNG is the global one (what a
-    checkpoint saves; a resumed run starts every process from it again, as a resumed N-process run does).
+    start in step (the run's seed) but part as soon as their forward passes draw unequal amounts (17 rows split 9/8:
+    a dropout mask or exploration draw of 9 rows takes more random numbers than one of 8). Process 0's RNG is the
+    global one (what a checkpoint saves; a fresh trainer, e.g. a resumed run's, starts every process from it again).
+    What draws from the RNG between steps (a ``DataLoader`` draws its base seed each epoch) draws in every process:
+    while the processes are in step, all of them follow; once they have parted, the other processes' RNGs cannot
+    follow such a draw, and a :class:`SharesRNGWarning` says so once (batches that split evenly keep them in step).
     """
 
     def __init__(self, shares: int) -> None:
         self.shares = shares
         self._streams: Optional[List[RNGState]] = None  # per emulated process r >= 1 (index r - 1)
+        self._end: Optional[RNGState] = None  # the global RNG as the last step left it
+        self._warned = False
+
+    def _follow_outside_draws(self, start: RNGState) -> None:
+        """Every process's RNG at the start of a step (see the class)."""
+        if self._streams is None or self._end is None:  # the processes' RNGs in step at the first step
+            self._streams = [start] * (self.shares - 1)
+        elif not _same(start, self._end):  # drawn between the steps, in every process
+            if all(_same(s, self._end) for s in self._streams):
+                self._streams = [start] * (self.shares - 1)
+            elif not self._warned:
+                self._warned = True
+                warnings.warn("train.shares: the processes' RNGs parted at a batch that split unevenly (dropout or "
+                              "exploration noise of unequal shares), and the torch RNG was drawn between steps since "
+                              "(e.g. a DataLoader's seed); the other shares' draws no longer follow their processes' "
+                              "(use batches that split evenly into the shares for bit-for-bit equality)",
+                              SharesRNGWarning, stacklevel=2)
 
     def __call__(
         self, model: nn.Module, x: Tensor, y: Optional[Tensor],
@@ -80,8 +101,8 @@ class Shares:
         check_batch(x.shape[0], n)
         saved = {name: b.clone() for name, b in model.named_buffers()}
         start = _rng_state(x)
-        if self._streams is None:  # the processes' RNGs in step at the first step
-            self._streams = [start] * (n - 1)
+        self._follow_outside_draws(start)
+        assert self._streams is not None
         parts: List[Any] = [None] * n
         for r in [*range(1, n), 0]:  # process 0's share last: its RNG and buffers are what the step leaves
             _set_rng_state(x, start if r == 0 else self._streams[r - 1])
@@ -91,7 +112,12 @@ class Shares:
             if r != 0:
                 self._streams[r - 1] = _rng_state(x)
                 _restore(model, saved)
+        self._end = _rng_state(x)
         return add_in_rank_order(parts)
+
+
+class SharesRNGWarning(UserWarning):
+    """One process with ``train.shares`` can no longer draw random numbers as each of the N processes would."""
 
 
 RNGState = Tuple[Tensor, Optional[Tensor]]
@@ -100,6 +126,10 @@ RNGState = Tuple[Tensor, Optional[Tensor]]
 def _rng_state(x: Tensor) -> RNGState:
     """The torch CPU RNG state and that of ``x``'s CUDA device (when on one)."""
     return torch.get_rng_state(), (torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
+
+
+def _same(a: RNGState, b: RNGState) -> bool:
+    return torch.equal(a[0], b[0]) and (a[1] is None) == (b[1] is None) and (a[1] is None or torch.equal(a[1], b[1]))
 
 
 def _set_rng_state(x: Tensor, state: RNGState) -> None:

@@ -166,3 +166,33 @@ def test_in_a_data_parallel_run_shares_is_the_number_of_processes(monkeypatch):
         HebbianTrainer(model, Oja(), Local(model.parameters(), lr=0.05), supervised_from="head", shares=2)
     for ok in (None, 1, 3):
         HebbianTrainer(model, Oja(), Local(model.parameters(), lr=0.05), supervised_from="head", shares=ok)
+
+
+@pytest.mark.parametrize("sizes, parted", [((16, 16, 16), False), ((17, 16, 16), True)])
+def test_a_draw_between_steps_is_followed_while_the_processes_are_in_step_and_said_once_when_not(sizes, parted):
+    # a DataLoader draws its seed from the torch RNG each epoch, in every process: one process with shares follows
+    # that draw for every share while the shares have drawn alike (dropout of equal shares), and cannot once a batch
+    # of 17 (9 and 8 rows: dropout masks of unequal size) has parted them
+    from ignite.engine import Events
+
+    from hebbian.trainers.shares import SharesRNGWarning
+
+    model = mlp(normed=True)
+    trainer = HebbianTrainer(model, Oja(), Local(model.parameters(), lr=0.05), supervised_from="head", shares=2)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: torch.rand(1))
+    with pytest.warns(SharesRNGWarning) if parted else _no_warning(SharesRNGWarning) as record:
+        trainer.run(batches(sizes), epochs=1)
+    if parted:
+        assert len([w for w in record if issubclass(w.category, SharesRNGWarning)]) == 1
+
+
+def _no_warning(category):
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def context():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category)
+            yield []
+    return context()
