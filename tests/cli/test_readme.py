@@ -1,4 +1,5 @@
-"""The README's promises: exactly two set-up commands (the second is what CI runs), and a Python example that runs."""
+"""The README's promises: exactly three set-up commands (CI runs the second, the tests, and the third, the documentation
+site), and a Python example that runs."""
 
 import re
 from pathlib import Path
@@ -10,17 +11,19 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 INSTALL = 'pip install "torch==2.14.1" "torchvision==0.29.1"'
 MAIN = f"{INSTALL} -e . && hebbian compare"
 TESTS = f'{INSTALL} -e ".[test]" && python -m pytest -q'
+DOCS = 'pip install -e ".[docs]" && sphinx-build -W -b html docs docs/_build/html'
 
 
 def blocks(language: str) -> list:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_exactly_two_setup_commands_and_ci_runs_the_second():
+def test_exactly_three_setup_commands_and_ci_runs_the_tests_and_the_site():
     setup = [b.strip() for b in blocks("bash") if b.lstrip().startswith("pip install")]
-    assert setup == [MAIN, TESTS]
-    assert README.count("pip install") == 2
-    assert TESTS in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert setup == [MAIN, TESTS, DOCS]
+    assert README.count("pip install") == 3
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert TESTS in ci and DOCS in ci
 
 
 def test_documented_commands_and_configs_exist(capsys):
@@ -34,7 +37,7 @@ def test_documented_commands_and_configs_exist(capsys):
     capsys.readouterr()
     for name in re.findall(r"hebbian train (\w+_cpu)", README):
         assert name in list_configs()
-    for doc in ("docs/tutorial.ipynb", "docs/rules.md", "docs/results.md"):
+    for doc in ("examples/lessons/", "sphinx-build -W -b html docs docs/_build/html", "docs/rules.md", "docs/results.md"):
         assert doc in README
 
 
