@@ -271,7 +271,7 @@ def ghl_training_step(
         else:
             scaler.step(optimizer)
             scaler.update()
-        guard.check_weights([guard.bindings.index(b) for b in active], engine.state.iteration)
+        guard.check_weights([guard.index_of(b) for b in active], engine.state.iteration)
         engine.state.hebbian_updates = updates
         return output_transform(x, y, y_pred, loss)
 

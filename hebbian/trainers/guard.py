@@ -80,11 +80,17 @@ class NonFiniteGuard:
         if deferred is not None and not isinstance(deferred, bool):
             raise TypeError(f"deferred must be True, False or None, got {deferred!r}")
         self.bindings = list(bindings)
+        self._positions = {id(b): i for i, b in enumerate(self.bindings)}
         self.deferred = deferred
         self._flags: Optional[Tensor] = None
         self._weight_flags: Optional[Tensor] = None
         self._checked_until = 0
         self._checked: Dict[int, int] = {}  # binding index -> its weight's version at the last check_weights
+
+    def index_of(self, binding: RuleBinding) -> int:
+        """The position of ``binding`` in :attr:`bindings` (the ``index`` of :meth:`__call__`), in O(1): a list search
+        per layer and step would cost O(L^2) per step in an L-layer network (ResNet-1202: most of GHL's step)."""
+        return self._positions[id(binding)]
 
     def is_deferred(self, device: torch.device) -> bool:
         """Whether updates on ``device`` are checked without a host sync (flag now, raise later)."""

@@ -53,7 +53,7 @@ def apply_updates(
     for i, (b, s) in enumerate(zip(bindings, stats)):
         delta = b.rule.finalize(b.view, s, None if grads is None else grads[i])
         rows = b.rule.support(delta)  # None unless the update is zero outside known rows (Krotov, Linear)
-        delta = guard(guard.bindings.index(b), delta, engine.state.iteration, rows)
+        delta = guard(guard.index_of(b), delta, engine.state.iteration, rows)
         write_update(b.weight, delta, rows)
         updates[b.name] = delta
         engine.state.layer_name = b.name
@@ -141,7 +141,7 @@ def hebbian_training_step(
             stats = statistics(x, y, 0) if split == 1 else in_shares(model, x, y, statistics)
             updates = apply_updates(engine, active, reduce(stats), guard)
         optimizer.step()
-        guard.check_weights([guard.bindings.index(b) for b in active], engine.state.iteration)
+        guard.check_weights([guard.index_of(b) for b in active], engine.state.iteration)
         engine.state.hebbian_updates = updates
         return updates
 

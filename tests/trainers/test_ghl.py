@@ -445,3 +445,24 @@ def test_the_last_batch_s_updates_are_not_alive_during_the_next_forward_and_back
     assert during == [{}, {}]
     assert [sorted(k) for k in kept] == [["0", "3"]] * 2 and kept[0]["0"] is not kept[1]["0"]
     assert not torch.equal(kept[0]["0"], kept[1]["0"])
+
+
+class _NoSearch(list):
+    """A bindings list that refuses to be searched: a step that looks its layers up by list search costs O(L^2)."""
+
+    def index(self, *args, **kwargs):  # type: ignore[override]
+        raise AssertionError("the step searched the guard's bindings list")
+
+
+@pytest.mark.parametrize("kind", ["ghl", "hebbian"])
+def test_a_step_finds_each_layer_s_guard_entry_without_searching(kind):
+    """ResNet-1202's GHL step spent most of its time in ``guard.bindings.index(b)`` (docs/performance.md)."""
+    model = small_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = (GHLTrainer(model, GHL(), optimizer) if kind == "ghl"
+               else HebbianTrainer(model, {"0": SoftHebb(), "3": SoftHebb()}, optimizer, supervised_from=-1))
+    guard = trainer.guard
+    assert [guard.index_of(b) for b in guard.bindings] == list(range(len(guard.bindings))) == [0, 1]
+    guard.bindings = _NoSearch(guard.bindings)
+    trainer.run([batch(seed=1), batch(seed=2)], max_epochs=1)
+    assert trainer.state.iteration == 2
