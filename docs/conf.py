@@ -17,7 +17,11 @@ sys.path.insert(0, str(ROOT))  # this checkout's hebbian, also where an editable
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # lessons are sized for one core
 
+import logging  # noqa: E402
+
 import hebbian  # noqa: E402
+
+logging.getLogger("ignite").setLevel(logging.WARNING)  # the engines' per-epoch INFO lines are not the build's log
 
 project = "hebbian"
 author = "the hebbian authors"
@@ -57,7 +61,12 @@ intersphinx_mapping = {
 
 html_theme = "furo"
 html_title = f"hebbian {release}"
-html_static_path: list = []
+html_static_path = ["_static"]
+html_css_files = ["lessons.css"]
+# MathJax comes from its CDN; HEBBIAN_DOCS_MATHJAX=<url or file:// path of MathJax.js> builds a site that renders
+# formulas offline (e.g. Debian's libjs-mathjax: file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML)
+if os.environ.get("HEBBIAN_DOCS_MATHJAX"):
+    mathjax_path = os.environ["HEBBIAN_DOCS_MATHJAX"]
 
 _execute = os.environ.get("HEBBIAN_DOCS_GALLERY", "1") != "0"
 

@@ -53,9 +53,9 @@ without = krotov(delta=0.0)
 # %%
 # Filters over training
 # ---------------------
-# The first 36 units at epochs 0, 1, 2, 4, 8 and 12 (every tile scaled on its own).
-fig, axes = plot_filters_over_training(with_anti.weights, input_shape=(1, 8, 8), max_filters=36,
-                                       title="Krotov-Hopfield, Δ = 0.4")
+# The first 25 units at epochs 0, 1, 2, 4, 8 and 12 (every tile scaled on its own).
+fig, axes = plot_filters_over_training(with_anti.weights, input_shape=(1, 8, 8), max_filters=25, ncols=3,
+                                       panel_size=3.2, title="Krotov-Hopfield, Δ = 0.4")
 
 # %%
 # The same for a saved run, from the command line: train with checkpoints kept at every epoch, then draw them as a
@@ -94,8 +94,10 @@ for name, snaps in (("delta 0.4", with_anti), ("delta 0", without)):
     print(f"{name}: {near_copies(snaps.weights[EPOCHS])} pairs of units with cosine > 0.8 after {EPOCHS} epochs; "
           f"mean cosine with the nearest other unit {nearest:.2f}")
 
+# %%
+# All 100 units after 12 epochs, with and without the anti-Hebbian term.
 fig, axes = plot_filters_over_training({"Δ = 0.4": with_anti.weights[EPOCHS], "Δ = 0": without.weights[EPOCHS]},
-                                       input_shape=(1, 8, 8), max_filters=100, panel_size=4)
+                                       input_shape=(1, 8, 8), max_filters=100, panel_size=5)
 
 # %%
 # Why

@@ -12,7 +12,7 @@ Fashion-MNIST is read from ``$HEBBIAN_DATA_ROOT``, ``../shared/datasets`` beside
 torchvision's layout (``FashionMNIST/raw/*-ubyte``); where it is absent this lesson says so and skips (nothing is
 downloaded).
 
-**What to look for**: random 5x5 noise becoming oriented edges, bars and blobs within the first few hundred
+**What to look for**: random 5x5 noise becoming oriented edges, bars and blobs within the first hundred
 batches, the local building blocks of clothes' outlines and textures, unlike the whole-digit prototypes of the
 fully connected layers in lessons 3-5: a 5x5 window sees only a part of an object.
 """
@@ -49,23 +49,23 @@ else:
     print(f"Fashion-MNIST from {root}: {len(train)} training images {tuple(train.tensors[0].shape[1:])}")
 
 # %%
-# Training, with the filters kept every 20 batches
+# Training, with the filters kept at chosen batches
 # ------------------------------------------------
 if train is not None:
     torch.manual_seed(0)
     model = create_model("hebbian_conv", input_size=28, width=0.1)  # conv1: 40 filters 1x5x5
     torch.nn.init.normal_(model.conv1.weight)
     trainer = HebbianTrainer(model, create_rule("krotov", p=4, k=4, delta=0.4), Local(model.parameters(), lr=0.04))
-    snapshots = FilterSnapshots(model.conv1, steps=[0, 20, 40, 80, 160]).attach(trainer, Events.ITERATION_COMPLETED)
+    snapshots = FilterSnapshots(model.conv1, steps=[0, 10, 20, 40, 80]).attach(trainer, Events.ITERATION_COMPLETED)
     trainer.run(in_memory_loader(train, 64, generator=torch.Generator().manual_seed(0)), max_epochs=2)
     snapshots.keep(trainer.state.iteration)
 
 # %%
 # The filters over training
 # -------------------------
-# Batches 0 (random), 20, 40, 80, 160 and the end of the second epoch.
+# Batches 0 (random), 10, 20, 40, 80 and the last one (the end of the second epoch; 79 batches an epoch).
 if train is not None:
-    fig, axes = plot_filters_over_training(snapshots.weights, label="batch", max_filters=40,
+    fig, axes = plot_filters_over_training(snapshots.weights, label="batch", max_filters=40, ncols=3, panel_size=3.2,
                                            title="hebbian_conv, conv1, Krotov's rule")
 
 # %%

@@ -160,6 +160,7 @@ def plot_filters_over_training(
     *,
     label: str = "epoch",
     panel_size: float = 2.4,
+    ncols: Optional[int] = None,
     title: Optional[str] = None,
 ) -> Tuple[Any, Any]:
     """A strip of filter grids, one panel per kept step (:class:`~hebbian.visualizers.snapshots.FilterSnapshots`).
@@ -169,6 +170,7 @@ def plot_filters_over_training(
         input_shape, max_filters: as in :func:`plot_filters`.
         label: what the steps count (``"epoch"``, ``"iteration"``); panels are titled ``"<label> <step>"``.
         panel_size: inches per panel.
+        ncols: panels per row (default: all in one row); more steps wrap onto further rows.
         title: figure title.
 
     Returns:
@@ -177,15 +179,21 @@ def plot_filters_over_training(
     from hebbian.visualizers.snapshots import snapshot_grids
 
     grids = snapshot_grids(weights, input_shape, max_filters)
-    fig, axes = plt.subplots(1, len(grids), figsize=(panel_size * len(grids), panel_size + 0.4), squeeze=False)
-    for ax, (step, grid) in zip(axes[0], grids.items()):
+    if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1):
+        raise ValueError(f"ncols must be a positive integer or None, got {ncols!r}")
+    ncols = min(ncols or len(grids), len(grids))
+    nrows = math.ceil(len(grids) / ncols)
+    fig, panels = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, (panel_size + 0.4) * nrows), squeeze=False)
+    axes = list(panels.flat)
+    for ax, (step, grid) in zip(axes, grids.items()):
         ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_axis_off()
         ax.set_title(_step_title(step, label), fontsize="medium")
+    for ax in axes:
+        ax.set_axis_off()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return fig, list(axes[0])
+    return fig, axes[: len(grids)]
 
 
 def save_filter_animation(

@@ -63,6 +63,15 @@ def test_strip_has_one_titled_panel_per_step():
                           snapshots.grids()[2].permute(1, 2, 0), atol=1e-6)
 
 
+def test_strip_wraps_onto_rows_of_ncols_panels():
+    snapshots, _, _ = _train([0, 1, 2], epochs=2)
+    fig, axes = plot_filters_over_training(snapshots.weights, ncols=2)
+    assert len(axes) == 3 and len(fig.axes) == 4  # 2 rows of 2, the fourth panel empty
+    assert [round(ax.get_position().y0, 2) for ax in axes][0] > round(axes[2].get_position().y0, 2)
+    with pytest.raises(ValueError, match="ncols"):
+        plot_filters_over_training(snapshots.weights, ncols=0)
+
+
 def test_animation_is_a_gif_with_one_frame_per_step(tmp_path):
     snapshots, _, _ = _train([0, 1, 2], epochs=2)
     path = save_filter_animation(snapshots.weights, tmp_path / "anim" / "filters.gif", fps=4)
