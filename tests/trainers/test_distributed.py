@@ -237,6 +237,7 @@ def test_two_processes_equal_one_process_with_two_shares_bit_for_bit(ranks, name
         assert any((whole[k] - reference[k]).abs().max() > 1e-4 for k in reference if k.startswith("h"))
 
 
+@pytest.mark.slow  # a second launch, of 3 processes: about 20-40 s on a shared 2-core machine
 @pytest.mark.parametrize("name", THREE)
 def test_three_processes_with_three_shares_equal_one_process_with_three_shares_bit_for_bit(three_ranks, name):
     # three ranks add their sums in rank order ((s0 + s1) + s2, gathered) instead of the all-reduce's own order
