@@ -56,7 +56,13 @@ def selectivity(responses: torch.Tensor) -> torch.Tensor:
 torch.manual_seed(0)
 model = create_model("krotov_fc", input_size=8, width=0.01)  # 64 -> 20 -> 10
 unit_norm_start(model.linear1.weight)
-relu_responses = lambda: torch.relu(images.flatten(1) @ model.linear1.weight.detach().T)  # noqa: E731
+
+
+def relu_responses() -> torch.Tensor:
+    """Every unit's rectified response to every training image, (images, 20)."""
+    return torch.relu(images.flatten(1) @ model.linear1.weight.detach().T)
+
+
 before = selectivity(relu_responses())
 trainer = HebbianTrainer(model, create_rule("bcm", tau=5), Local(model.parameters(), lr=0.002))
 bcm = trainer.bindings[0].rule  # the layer's own copy of the rule: it holds the thresholds θ
@@ -77,7 +83,7 @@ for k, colour in zip((0, 1, 2), ("tab:blue", "tab:orange", "tab:green")):
     axes[0].plot([t[k] for t in thresholds], color=colour, label=f"θ of unit {k}")
     axes[0].plot([m[k] for m in mean_squares], color=colour, ls=":", label=f"mean y² of unit {k}")
 axes[0].set(title="the sliding threshold follows E[y²]", xlabel="batch", yscale="log")
-axes[0].legend(fontsize="small", ncol=2)
+axes[0].legend(fontsize="x-small", ncol=2, loc="lower right")
 axes[1].scatter(before, after)
 axes[1].plot([0, 1], [0, 1], color="k", lw=0.8)
 axes[1].set(title="selectivity of each unit", xlabel="before training", ylabel="after BCM", xlim=(0, 1), ylim=(0, 1))

@@ -50,7 +50,7 @@ else:
 
 # %%
 # Training, with the filters kept at chosen batches
-# ------------------------------------------------
+# -------------------------------------------------
 if train is not None:
     torch.manual_seed(0)
     model = create_model("hebbian_conv", input_size=28, width=0.1)  # conv1: 40 filters 1x5x5
