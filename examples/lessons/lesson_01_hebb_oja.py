@@ -16,7 +16,8 @@ whose fixed points are the unit-norm eigenvectors, the stable one being the firs
 
 **What to look for**: on the same data, from the same initial weights and at the same learning rate, Hebb's norm
 climbs steadily on a log scale while Oja's settles at 1; both turn towards the first principal component (the cosine
-climbs towards 1, slowly, because the digits' first two eigenvalues are close). That the direction is the same and only the norm differs is the whole point of Oja's term.
+climbs towards 1, slowly, because the digits' first two eigenvalues are close). That the direction is the same
+and only the norm differs is the whole point of Oja's term.
 """
 
 # %%

@@ -46,7 +46,8 @@ def softhebb(t_inv: float, epochs: int = 10):
     start = model.linear1.weight.detach().clone()
     trainer = HebbianTrainer(model, create_rule("softhebb", t_inv=t_inv), Local(model.parameters(), lr=0.05))
     norms = [start.norm(dim=1)]
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: norms.append(model.linear1.weight.detach().norm(dim=1)))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda _: norms.append(model.linear1.weight.detach().norm(dim=1)))
     trainer.run(in_memory_loader(train, 64, generator=torch.Generator().manual_seed(0)), max_epochs=epochs)
     return model, start, torch.stack(norms)
 

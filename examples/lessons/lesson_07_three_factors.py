@@ -15,7 +15,8 @@ A purely local rule cannot know which of its changes help the task. *Three-facto
   :math:`\\mathrm{softmax}(o) - \\mathrm{onehot}(t)` sent to each hidden unit through a *fixed random* matrix
   :math:`B`, so no layer needs another's weights.
 * **GHL** (``ghl``): the size of a local soft-WTA Oja step, the sign of backprop's gradient,
-  :math:`\\Delta W = -\\eta\\, |\\hat\\Delta| \\odot \\mathrm{sign}(\\partial L/\\partial W)`; the third factor is the sign.
+  :math:`\\Delta W = -\\eta\\, |\\hat\\Delta| \\odot \\mathrm{sign}(\\partial L/\\partial W)`; the third
+  factor is the sign.
 
 All four methods below train the same 64-20-10 network from the same initial weights, with the settings of the
 ``compare_digits`` config's recipes. **What to look for**: the network's test accuracy over the epochs. All three

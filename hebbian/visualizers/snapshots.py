@@ -29,7 +29,8 @@ def _check_steps(steps: Optional[Iterable[int]]) -> Optional[List[int]]:
         return None
     chosen = list(steps)
     if not chosen or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in chosen):
-        raise ValueError(f"steps must be a non-empty list of non-negative integers (or None: every step), got {steps!r}")
+        raise ValueError(f"steps must be a non-empty list of non-negative integers (or None: every step), "
+                         f"got {steps!r}")
     return sorted(set(chosen))
 
 

@@ -16,7 +16,8 @@ from hebbian.experiment import Experiment
 from hebbian.trainers.checkpoint import load_checkpoint
 from hebbian.visualizers import snapshot_grids
 
-QUICK = ["--rule", "krotov", "--lr", "0.1", "--epochs", "3", "--train-limit", "300", "--test-limit", "120", "--no-progress",
+QUICK = ["--rule", "krotov", "--lr", "0.1", "--epochs", "3", "--train-limit", "300", "--test-limit", "120",
+         "--no-progress",
          "--no-tensorboard", "--set", "compare.seeds=1", "--set", "data.split=fixed"]
 
 
