@@ -83,6 +83,7 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "only_warn_on_example_error": False,
     "min_reported_time": 1,
+    "write_computation_times": False,  # no sg_execution_times page: the times are on every lesson's page
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "reset_modules": ("matplotlib",),
@@ -154,7 +155,21 @@ def _title_benchmark_pages(app, docname: str, source: list) -> None:
         source[0] = f"# Benchmark: {docname.split('/', 1)[1].replace('_', ' ')}\n\n" + source[0]
 
 
+GUIDES = ["rules", "results", "performance", "migrating"]  # the Guides section's order; other pages follow
+
+
+def _guides_toctree(app, docname: str, source: list) -> None:
+    """The front page's Guides list: :data:`GUIDES`, then every other Markdown page of docs/ (a page added later
+    appears without an edit here), then the generated benchmark reports."""
+    if docname != "index":
+        return
+    others = sorted(p.stem for p in DOCS.glob("*.md") if p.stem not in GUIDES + ["index", "results.template"])
+    source[0] = source[0].replace("<!-- guides -->", "\n".join(GUIDES + others))
+
+
 def setup(app) -> None:
     app.connect("source-read", _title_benchmark_pages)
+    app.connect("source-read", _guides_toctree)
+    app.connect("env-get-outdated", lambda app, env, added, changed, removed: ["index"])  # its Guides list is computed
     app.connect("builder-inited", _write_cli_usage)
     app.add_post_transform(RepositoryLinks)
