@@ -293,12 +293,10 @@ def comparison_plot(summary: Sequence[Mapping[str, Any]], weights: Mapping[str, 
                     input_shape: Sequence[int], max_filters: int = 100, *, seed: Optional[int] = None) -> Any:
     """The figure: probe and control accuracy per method with their spread (the legend above the bars, clear of
     them), above every method's first Hebbian layer, each panel titled with the seed whose run it shows."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    # plot_filters first: without a display its module chooses Agg; a backend the user chose (a notebook's inline
+    # one) is never switched, so that figures drawn after a comparison still show
     from hebbian.visualizers import plot_filters
+    import matplotlib.pyplot as plt
 
     ncols = min(len(weights), 6)
     nrows = -(-len(weights) // ncols)
