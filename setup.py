@@ -30,8 +30,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "nbmake>=1.5", "nbformat>=5.9", "jupytext>=1.16", "ipykernel>=6.0"],
-        # the documentation site: sphinx-build -W -b html docs docs/_build/html
-        "docs": ["sphinx>=7.2", "myst-parser>=2.0", "sphinx-gallery>=0.15", "furo>=2024.1", "pillow>=9.0"],
+        # the documentation site: sphinx-build -W -b html docs docs/_build/html (nbclient and ipykernel execute the
+        # lessons' notebooks offered for download, so that they hold their outputs)
+        "docs": ["sphinx>=7.2", "myst-parser>=2.0", "sphinx-gallery>=0.15", "furo>=2024.1", "pillow>=9.0",
+                 "nbformat>=5.9", "nbclient>=0.8", "ipykernel>=6.0"],
     },
     entry_points={"console_scripts": ["hebbian=hebbian.cli:main"]},
     classifiers=[

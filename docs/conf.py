@@ -167,7 +167,37 @@ def _guides_toctree(app, docname: str, source: list) -> None:
     source[0] = source[0].replace("<!-- guides -->", "\n".join(GUIDES + others))
 
 
+def _execute_notebooks(app, exception) -> None:
+    """The lessons' notebooks offered for download are executed after the build, so that each holds its outputs
+    (figures included) as its page does (sphinx-gallery writes them without). Only when the lessons were executed
+    (not with ``HEBBIAN_DOCS_GALLERY=0``); a notebook that fails fails the build."""
+    if exception is not None or not _execute or app.builder.format != "html":
+        return
+    import nbclient
+    import nbformat
+
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits them
+    try:
+        for path in sorted(Path(app.outdir, "_downloads").glob("*/lesson_*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            if any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"):
+                continue  # executed by an earlier build, and the lesson has not changed since (a new download)
+            nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                    resources={"metadata": {"path": str(path.parent)}}).execute()
+            nbformat.write(notebook, path)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def setup(app) -> None:
+    app.connect("build-finished", _execute_notebooks)
     app.connect("source-read", _title_benchmark_pages)
     app.connect("source-read", _guides_toctree)
     app.connect("env-get-outdated", lambda app, env, added, changed, removed: ["index"])  # its Guides list is computed
