@@ -40,7 +40,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "results.template.md", "lessons/*.ipynb", "lessons/*.py",
+exclude_patterns = ["_build", "*.template.md", "lessons/*.ipynb", "lessons/*.py",
                     "lessons/*.md5", "lessons/*.zip", "Thumbs.db", ".DS_Store"]
 suppress_warnings = ["config.cache"]  # sphinx-gallery's settings hold functions: no pickled config cache
 
@@ -163,7 +163,8 @@ def _guides_toctree(app, docname: str, source: list) -> None:
     appears without an edit here), then the generated benchmark reports."""
     if docname != "index":
         return
-    others = sorted(p.stem for p in DOCS.glob("*.md") if p.stem not in GUIDES + ["index", "results.template"])
+    others = sorted(p.stem for p in DOCS.glob("*.md") if p.stem not in GUIDES + ["index"]
+                    and not p.name.endswith(".template.md"))  # templates of generated pages (hebbian results)
     source[0] = source[0].replace("<!-- guides -->", "\n".join(GUIDES + others))
 
 
