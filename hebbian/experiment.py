@@ -163,9 +163,12 @@ def check_probe_data(cfg: Config, data: Data) -> None:
     from hebbian.probes import get_probe_info
 
     p = cfg["probe"]
-    if p["epochs"] == 0 or p["protocol"] not in STRATIFIED_PROBES:
+    if p["epochs"] == 0:
         return
-    fraction = {**get_probe_info(p["protocol"]).defaults, **probe_params(cfg)}["validation_fraction"]
+    params = probe_params(cfg)  # the probe's settings are checked before any training, whatever the protocol
+    if p["protocol"] not in STRATIFIED_PROBES:
+        return
+    fraction = {**get_probe_info(p["protocol"]).defaults, **params}["validation_fraction"]
     labels = data.train.tensors[1]
     try:
         stratified_indices(labels, fraction, cfg["seed"])
@@ -448,7 +451,28 @@ def probe_params(cfg: Config) -> Dict[str, Any]:
             raise ConfigError(f"probe.{key}", f"does not apply to the {info.name!r} probe, which takes "
                                               f"{', '.join(takes)}; for a trained readout use --set probe.protocol=readout")
         params[name] = p[key]
+    check_hold_out(info.name, info.params(**params))
     return params
+
+
+def check_hold_out(protocol: str, params: Dict[str, Any]) -> None:
+    """A trained readout holds out training images only for a choice made on them (before any training).
+
+    Raises:
+        ConfigError: ``probe.validation_fraction`` above 0 with neither ``probe.early_stopping`` nor
+            ``probe.plateau_patience``.
+    """
+    from hebbian.probes.protocols import readout_params
+    from hebbian.trainers.evaluators import unused_hold_out
+
+    if "plateau_patience" not in params:  # not a trained readout (e.g. logistic chooses its L2 on the held-out part)
+        return
+    full = readout_params(params)
+    if unused_hold_out(full["validation_fraction"], full["early_stopping_patience"], full["plateau_patience"]):
+        raise ConfigError("probe.validation_fraction",
+                          f"{full['validation_fraction']} holds out training images that the {protocol!r} probe "
+                          "chooses nothing on (no probe.early_stopping, no probe.plateau_patience): set it to 0 or "
+                          "leave it unset to train the readout on all of them, or set one of the two")
 
 
 def check_config(cfg: Config) -> None:

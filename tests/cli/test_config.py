@@ -135,3 +135,26 @@ def test_probe_lr_milestones_reach_the_softhebb_protocol_and_are_checked():
         resolve_config("deephebb_fashion_quarter", [("probe.lr_milestones", [1.5])])
     with pytest.raises(ConfigError, match="does not apply to the 'logistic' probe"):
         probe_params(resolve_config("compare_digits", [("probe.lr_milestones", [0.5])]))
+
+
+def test_a_held_out_share_without_a_choice_is_refused_before_training():
+    """SoftHebb's probe chooses nothing on held-out images (no early stopping, no plateau), so it holds none out by
+    default and an explicit share is a one-line error naming the key, raised by check_config (before any training)."""
+    from hebbian.config import ConfigError, resolve_config
+    from hebbian.experiment import check_config, probe_params
+
+    assert "validation_fraction" not in probe_params(resolve_config("deephebb_fashion_quarter"))
+    cfg = resolve_config("deephebb_fashion_quarter", [("probe.validation_fraction", 0.2)])
+    with pytest.raises(ConfigError, match=r"probe.validation_fraction.*0.2 holds out training images that the "
+                                          r"'softhebb' probe chooses nothing on") as err:
+        check_config(cfg)
+    assert "\n" not in str(err.value)
+    from hebbian.experiment import Data, check_probe_data
+    from hebbian.data import get_dataset_info
+
+    with pytest.raises(ConfigError, match="probe.validation_fraction"):  # what Experiment checks before training
+        check_probe_data(cfg, Data(None, None, get_dataset_info("fashion-mnist")))
+    chosen = resolve_config("deephebb_fashion_quarter", [("probe.validation_fraction", 0.2),
+                                                          ("probe.early_stopping", 5)])
+    assert probe_params(chosen)["validation_fraction"] == 0.2
+    assert probe_params(resolve_config("krotov_fashion_conv"))["validation_fraction"] == 0.1  # pytorch_hebbian: chooses
