@@ -30,7 +30,9 @@ from hebbian.rules import BCM, DFA, GHL, Foldiak, Krotov, Oja, RewardModulated, 
 from hebbian.trainers import HebbianTrainer
 from hebbian.trainers.distributed import check_replicas_in_sync
 
-pytestmark = pytest.mark.distributed
+# one torch thread in the test process and in every rank: a reduction (a BatchNorm mean) can round differently
+# with another thread count, and the bit-for-bit checks compare the two
+pytestmark = [pytest.mark.distributed, pytest.mark.usefixtures("single_thread")]
 
 WORLD, GLOBAL_BATCH, STEPS, LAST_BATCH = 2, 16, 4, 17
 TOL = 1e-6
@@ -113,6 +115,7 @@ def bare(model: nn.Module) -> nn.Module:
 
 
 def _worker(local_rank: int, out_dir: str, shares=None) -> None:
+    torch.set_num_threads(1)
     rank, world = idist.get_rank(), idist.get_world_size()
     out = Path(out_dir)
     results = {}
