@@ -28,6 +28,8 @@ EXPECTED_ROWS = [
     "GHL step vs backprop (vit)", "GHL kernel floor vs backprop (deephebb)", "GHL step vs kernel floor (fasthebb)",
     "Conv weight-gradient kernel vs forward (deephebb conv3)",
     "HebbianTrainer epoch vs bare loop", "with TensorBoard visualizers",
+    "GHL step vs backprop (ResNet-20)", "GHL peak memory vs backprop (ResNet-56)",
+    "GHL time ratio growth, ResNet-56 vs ResNet-20",
 ]
 
 
